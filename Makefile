@@ -1,0 +1,22 @@
+# Convenience targets; the README's two commands are the source of truth.
+.PHONY: install test unit notebooks lint bench
+
+install:
+	pip install -e ".[notebooks,dev]"
+
+test:            ## unit tests and every notebook, headless (what CI runs)
+	HF_HUB_OFFLINE=1 python -m pytest
+
+unit:            ## unit tests only (about 5 minutes on a 2-core CPU)
+	HF_HUB_OFFLINE=1 python -m pytest -m "not notebook"
+
+notebooks:       ## re-execute every lesson in place with its default parameters (seeded CPU run)
+	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
+		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg papermill "$$nb" "$$nb" -k python3 || exit 1; \
+	done
+
+lint:
+	ruff check cliphaze tests benchmarks data
+
+bench:           ## speed/memory tables (not part of the tests)
+	OMP_NUM_THREADS=1 python benchmarks/scan.py

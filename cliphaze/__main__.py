@@ -1,0 +1,5 @@
+import sys
+
+from cliphaze.cli import main
+
+sys.exit(main())
