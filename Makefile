@@ -12,7 +12,7 @@ unit:            ## unit tests only (about 5 minutes on a 2-core CPU)
 
 notebooks:       ## re-execute every lesson in place with its default parameters (seeded CPU run)
 	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
-		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg papermill "$$nb" "$$nb" -k python3 || exit 1; \
+		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 papermill "$$nb" "$$nb" -k python3 || exit 1; \
 	done
 
 lint:

@@ -71,11 +71,8 @@ def get_method(spec: str, device: str | torch.device = "cpu") -> Method:
             return net(x.to(device)).clamp(0, 1).to(x.device)
 
         return Method("aodnet", run_aod, sum(p.numel() for p in net.parameters()))
-    try:
-        from cliphaze import load_model
-    except ImportError as err:  # the full network is an optional piece of the library
-        raise ValueError(f"unknown method {spec!r} (built in: hazy, dcp, aodnet)") from err
-    model = load_model(key, device=device) if "device" in load_model.__code__.co_varnames else load_model(key)
+    from cliphaze import load_model
+    model = load_model(key, device=device)
 
     @torch.no_grad()
     def run_model(x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from cliphaze.haze import HazeConfig, apply_scattering, depth_from_disparity, smooth_noise, synthesize_haze
+from cliphaze.haze import (
+    HazeConfig,
+    apply_scattering,
+    depth_from_disparity,
+    smooth_noise,
+    synthesize_haze,
+)
 
 
 @pytest.fixture

@@ -51,7 +51,6 @@ def test_notebook_runs_headless(path, tmp_path):
     env_before = dict(os.environ)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
