@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "env": "cliphaze.env_check",
     "clip": "cliphaze.clip.cli",
     "eval": "cliphaze.evaluate_cli",
+    "dehaze": "cliphaze.model.cli",
+    "train": "cliphaze.train.cli",
 }
 
 
