@@ -106,17 +106,21 @@ def register_small_configs() -> None:
     """Register ``haze-clip-small`` and ``tiny-test-clip`` with open_clip (idempotent).
 
     open_clip only reads configs from JSON files (``open_clip.add_model_config``), so the two
-    dicts above are written to a temporary folder once per process and added from there.
+    dicts above are written to a temporary folder once per process; open_clip parses them when
+    the folder is added, and the folder is removed straight after.
     """
     global _REGISTERED
     if _REGISTERED:
         return
     import open_clip
 
-    folder = Path(tempfile.mkdtemp(prefix="cliphaze_clip_cfg_"))
-    for name, cfg in ((SMALL_CLIP_NAME, SMALL_CLIP_CONFIG), (TINY_TEST_CLIP_NAME, TINY_TEST_CLIP_CONFIG)):
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
+    with tempfile.TemporaryDirectory(prefix="cliphaze_clip_cfg_") as tmp:
+        folder = Path(tmp)
+        for name, cfg in ((SMALL_CLIP_NAME, SMALL_CLIP_CONFIG), (TINY_TEST_CLIP_NAME, TINY_TEST_CLIP_CONFIG)):
+            (folder / f"{name}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(folder)
+    if SMALL_CLIP_NAME not in open_clip.list_models():
+        raise RuntimeError(f"open_clip did not register the {SMALL_CLIP_NAME} config")
     _REGISTERED = True
 
 
