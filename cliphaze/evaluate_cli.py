@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,8 +25,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", default="auto", help="force a dataset layout (default: detect)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many pairs")
     p.add_argument("--csv", type=Path, default=None, help="write per-image scores and means to this CSV")
+    p.add_argument("--markdown", type=Path, default=None,
+                   help="write the results table, the machine it ran on and this command to a Markdown file")
+    p.add_argument("--no-warmup", action="store_true", help="time the first image too (default: one untimed run first)")
     p.add_argument("--device", default="cpu", help="device for learned methods (default: %(default)s)")
     p.set_defaults(func=run)
+
+
+def canonical_command(args: argparse.Namespace) -> str:
+    """The ``cliphaze eval`` command line equivalent to ``args`` (written under the Markdown table)."""
+    parts = ["cliphaze", "eval", "--data", shlex.quote(str(args.data)), "--methods", shlex.quote(args.methods)]
+    if args.split != "test":
+        parts += ["--split", args.split]
+    if args.layout != "auto":
+        parts += ["--layout", args.layout]
+    if args.max_images is not None:
+        parts += ["--max-images", str(args.max_images)]
+    if args.csv:
+        parts += ["--csv", shlex.quote(str(args.csv))]
+    if args.markdown:
+        parts += ["--markdown", shlex.quote(str(args.markdown))]
+    if args.no_warmup:
+        parts.append("--no-warmup")
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    return " ".join(parts)
+
+
+def machine_notes(device: str) -> list[str]:
+    """Lines saying where the timings come from (CPU model, threads, device, torch version)."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return [f"Timings: device {dev}, CPU {cpu}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
+            "seconds per megapixel exclude image loading and metrics; on a shared machine they vary by tens of percent."]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +88,12 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report = evaluate(methods, dataset, dataset_name=f"{args.data} ({args.split})", max_images=args.max_images, progress=True)
+    report = evaluate(methods, dataset, dataset_name=f"{Path(args.data).name} ({args.split} split)",
+                      max_images=args.max_images, progress=True, device=args.device, warmup=not args.no_warmup)
     print(report.to_markdown())
     if args.csv:
         print(f"per-image scores: {report.write_csv(args.csv)}")
+    if args.markdown:
+        path = report.write_markdown(args.markdown, command=canonical_command(args), notes=machine_notes(args.device))
+        print(f"results table: {path}")
     return 0

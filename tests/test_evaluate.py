@@ -60,3 +60,94 @@ def test_size_mismatch_names_the_image():
     data = [{"hazy": torch.rand(3, 16, 16), "clear": torch.rand(3, 16, 17), "name": "odd.png"}]
     with pytest.raises(ValueError, match="odd.png"):
         evaluate({"hazy": lambda x: x}, data)
+
+
+def test_aodnet_weights_match_every_key(shared_data):
+    from cliphaze.baselines import AODNet, load_aodnet
+    from cliphaze.baselines.aodnet import AODNET_WEIGHTS
+
+    shipped = torch.load(AODNET_WEIGHTS, map_location="cpu", weights_only=True)
+    assert set(shipped) == set(AODNet().state_dict())
+    # the shipped file is the public snapshot in the development data, tensor for tensor
+    original = torch.load(shared_data / "baselines" / "aodnet_dehazer.pth", map_location="cpu", weights_only=True)
+    assert all(torch.equal(shipped[k], original[k]) for k in original)
+    net = load_aodnet()
+    assert all(torch.equal(net.state_dict()[k], shipped[k]) for k in shipped)
+
+
+def test_aodnet_refuses_a_state_dict_with_a_missing_key(tmp_path):
+    from cliphaze.baselines import load_aodnet
+    from cliphaze.baselines.aodnet import AODNET_WEIGHTS
+
+    state = torch.load(AODNET_WEIGHTS, map_location="cpu", weights_only=True)
+    state.pop("e_conv5.bias")
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(RuntimeError, match="e_conv5.bias"):
+        load_aodnet(tmp_path / "broken.pth")
+
+
+def test_luma_and_protocol_variants_known_values():
+    from cliphaze.evaluate import luma, protocol_variants
+
+    assert float(luma(torch.ones(3, 2, 2)).mean()) == pytest.approx(235 / 255, abs=1e-6)
+    assert float(luma(torch.zeros(3, 2, 2)).mean()) == pytest.approx(16 / 255, abs=1e-6)
+    clear = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(1))
+    same = protocol_variants(clear, clear)
+    assert same["PSNR RGB"] == float("inf") and same["PSNR Y (BT.601)"] == float("inf")
+    assert all(same[k] == pytest.approx(1.0, abs=1e-6) for k in same if k.startswith("SSIM") and "8-bit" not in k)
+    # rounding a float image to 8 bits costs at most half a grey level per pixel: PSNR >= 10 log10(255^2 * 4)
+    assert same["PSNR RGB, 8-bit output"] >= 10 * torch.log10(torch.tensor(255.0**2 * 4)).item()
+    offset = protocol_variants((clear + 0.1).clamp(0, 1), clear)
+    assert offset["PSNR RGB"] < same["PSNR RGB, 8-bit output"]
+
+
+def test_markdown_table_names_the_command_and_frozen_params(tmp_path):
+    from cliphaze.evaluate import EvalReport, Method
+
+    data = _pairs()
+    report = evaluate([Method("hazy", lambda x: x), Method("net", lambda x: x, params=1234, frozen_params=99)], data,
+                      dataset_name="toy")
+    path = report.write_markdown(tmp_path / "results.md", command="cliphaze eval --data toy", notes=["machine X"])
+    text = path.read_text()
+    assert "| net | 1,234 (+ 99 frozen CLIP) | 3 |" in text
+    assert "Produced by `cliphaze eval --data toy`." in text and "machine X" in text
+    assert isinstance(report, EvalReport)
+    # a rerun replaces only the generated block: text written around it survives
+    path.write_text("# Results\n\n" + text + "\nMy reading of the table.\n")
+    evaluate({"other": lambda x: x}, data, dataset_name="toy").write_markdown(path, command="cliphaze eval --data new")
+    again = path.read_text()
+    assert again.startswith("# Results\n") and again.endswith("My reading of the table.\n")
+    assert "| other |" in again and "| net |" not in again and again.count("Produced by") == 1
+
+
+def test_cli_writes_csv_and_markdown(tmp_path):
+    from cliphaze.cli import main
+    from cliphaze.io import save_image
+
+    root = tmp_path / "bench"
+    for i, (c, h) in enumerate((p["clear"], p["hazy"]) for p in _pairs()):
+        save_image(c, root / "GT" / f"{i}.png")
+        save_image(h, root / "hazy" / f"{i}.png")
+    md, csv_path = tmp_path / "results.md", tmp_path / "scores.csv"
+    code = main(["eval", "--data", str(root), "--methods", "hazy,dcp", "--split", "all", "--csv", str(csv_path),
+                 "--markdown", str(md)])
+    assert code == 0
+    text = md.read_text()
+    assert "| hazy | - | 3 |" in text and "| dcp | - | 3 |" in text
+    assert f"cliphaze eval --data {root} --methods hazy,dcp --split all" in text
+    rows = list(csv.DictReader(open(csv_path)))
+    assert len(rows) == 2 * 3 + 2
+
+
+def test_model_checkpoint_reports_trainable_and_frozen_params(tmp_path):
+    from cliphaze.model import build_model, get_preset, guide_fingerprint, save_checkpoint
+
+    cfg = get_preset("tiny", dims=(8, 8, 8), depths=(0, 1, 0, 0, 0), heads=(1, 1, 1), d_state=2)
+    model = build_model(cfg, guide="tiny-test-clip")
+    path = save_checkpoint({"network": cfg.to_dict(), "state_dict": model.net.state_dict(),
+                            "guide": guide_fingerprint("tiny-test-clip"), "meta": {}}, tmp_path / "m.pt")
+    method = get_method(str(path))
+    assert method.params == sum(p.numel() for p in model.net.parameters())
+    assert method.frozen_params == sum(p.numel() for p in model.guide.clip.parameters()) > 0
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(method.fn(x), x, atol=1e-6)  # zero-initialised head: an untrained network returns its input

@@ -1,0 +1,164 @@
+"""The training configuration: one dataclass, filled from flags or a YAML/JSON file, saved in every
+checkpoint so that a run can be resumed and its model explained.
+
+Lesson: ``notebooks/05_full_training.ipynb``, section "Training".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["TrainConfig", "load_config_file", "RESUME_MUST_MATCH"]
+
+#: Fields that must be equal when a run is resumed (they define what is being trained).
+RESUME_MUST_MATCH = ("preset", "guidance", "guide", "data", "data_kind", "haze_kind", "crop", "batch_size",
+                     "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "l1_weight", "ssim_weight",
+                     "freq_weight", "seed", "prompts")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        preset: network preset (:data:`cliphaze.model.PRESETS`).
+        guidance: ``"density"``, ``"semantic"`` or ``"none"`` (overrides the preset's).
+        guide: CLIP guide spec (:mod:`cliphaze.model.guide`), e.g. ``"haze-clip-small"``.
+        prompts: stage 1. ``"shipped"`` uses the guide's shipped learned prompts (stage 1 done
+            once, by lesson 02); ``"learn"`` learns a new prompt pair on this run's training photos
+            (:func:`cliphaze.clip.prompts.train_prompts`) and saves it as ``prompts.pt`` in the run
+            folder before stage 2.
+        data: training sources. ``data_kind="synthetic"``: folders of clear photos (searched
+            recursively) hazed on the fly; ``"benchmark"``: one paired benchmark folder (its train
+            split).
+        data_kind: ``"synthetic"`` or ``"benchmark"``.
+        haze_kind: synthetic haze ``"homogeneous"``, ``"nonhomogeneous"`` or ``"mixed"``.
+        crop: training crop side.
+        batch_size: images per step.
+        steps: optimisation steps in total.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
+        grad_clip: maximum global gradient norm (0 disables clipping).
+        l1_weight, ssim_weight, freq_weight: loss weights (:mod:`cliphaze.train.losses`).
+        val_data: validation sources (same kinds as ``data``; empty: no validation).
+        val_kind: ``"synthetic"`` (fixed seeded haze over clear photos) or ``"benchmark"``
+            (its test split, full images).
+        val_count: validation images.
+        val_crop: side of the seeded crop taken from each synthetic validation image (the same
+            crop and haze at every validation).
+        val_every: validate and write ``last.pt`` every this many steps (the most a killed run loses).
+        log_every: history/progress interval.
+        seed: seeds the network initialisation, the data order, the crops and the haze.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (AMP and channels-last only on CUDA).
+        threads: torch CPU threads (None: leave as is).
+        out: run folder (``last.pt``, ``best.pt``, ``history.json``, ``config.json``).
+    """
+
+    preset: str = "tiny"
+    guidance: str = "density"
+    guide: str = "haze-clip-small"
+    prompts: str = "shipped"
+    data: list[str] = field(default_factory=list)
+    data_kind: str = "synthetic"
+    haze_kind: str = "mixed"
+    crop: int = 64
+    batch_size: int = 16
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    l1_weight: float = 1.0
+    ssim_weight: float = 0.2
+    freq_weight: float = 0.0
+    val_data: list[str] = field(default_factory=list)
+    val_kind: str = "synthetic"
+    val_count: int = 16
+    val_crop: int = 128
+    val_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    out: str = "runs/tiny"
+
+    def __post_init__(self):
+        if isinstance(self.data, (str, os.PathLike)):
+            self.data = [str(self.data)]
+        if isinstance(self.val_data, (str, os.PathLike)):
+            self.val_data = [str(self.val_data)]
+        self.data = [str(d) for d in self.data]
+        self.val_data = [str(d) for d in self.val_data]
+        problems = []
+        if self.data_kind not in ("synthetic", "benchmark"):
+            problems.append(f"data_kind must be 'synthetic' or 'benchmark', got {self.data_kind!r}")
+        if self.val_kind not in ("synthetic", "benchmark"):
+            problems.append(f"val_kind must be 'synthetic' or 'benchmark', got {self.val_kind!r}")
+        if self.prompts not in ("shipped", "learn"):
+            problems.append(f"prompts must be 'shipped' or 'learn', got {self.prompts!r}")
+        if self.guidance not in ("density", "semantic", "none"):
+            problems.append(f"guidance must be density, semantic or none, got {self.guidance!r}")
+        for name in ("crop", "batch_size", "steps", "val_every", "log_every", "val_count", "val_crop"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            problems.append(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
+        if min(self.l1_weight, self.ssim_weight, self.freq_weight) < 0 or \
+                self.l1_weight + self.ssim_weight + self.freq_weight == 0:
+            problems.append("loss weights must be >= 0 and not all 0")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from a dict; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Read a training config from ``.json``, ``.yaml`` or ``.yml`` (a flat mapping of fields).
+
+    Raises:
+        ValueError: unreadable file or not a mapping (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError as err:
+                raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from err
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, Exception) as err:  # yaml.YAMLError has no common base we can name
+        if isinstance(err, ValueError) and str(path) in str(err):
+            raise
+        raise ValueError(f"{path}: cannot be parsed ({err.__class__.__name__}: {err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a training config must be a mapping of field names to values")
+    return data
