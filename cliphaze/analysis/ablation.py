@@ -158,9 +158,16 @@ class AblationConfig:
 
     @classmethod
     def gpu(cls, **changes) -> AblationConfig:
-        """The longer run for a GPU: 4000 steps of 16 crops of 96 px, 3 seeds, the whole benchmark."""
+        """The longer run for a GPU: 4000 steps of 16 crops of 96 px, 3 seeds, the whole benchmark.
+
+        The device is the first CUDA device when torch sees one, else the CPU (the run then works,
+        only far slower); pass ``device=...`` to choose.
+        """
+        import torch
+
         base = dict(steps=4000, batch_size=16, crop=96, lr=1e-3, warmup_steps=200, n_synthetic=32,
-                    synthetic_crop=256, n_benchmark=None, device="cuda")
+                    synthetic_crop=256, n_benchmark=None,
+                    device="cuda" if torch.cuda.is_available() else "cpu")
         base.update(changes)
         return cls(**base)
 
