@@ -23,9 +23,12 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cliphaze.cli_types import EXIT_CODES_HELP
+
     parser = argparse.ArgumentParser(
         prog="cliphaze",
         description="CLIPHaze rebuilt piece by piece: synthesise haze, check datasets, dehaze and evaluate.",
+        epilog=EXIT_CODES_HELP + ". Errors read: cliphaze COMMAND: error: FILE: what is wrong, what to do.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -34,13 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``"cliphaze dehaze"``, ``"cliphaze clip train-small"``, ...: the prefix of error messages."""
+    words = [args.command] + [getattr(args, k, None) for k in ("clip_command", "data_command")]
+    return " ".join(["cliphaze"] + [w for w in words if w])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; returns the exit status (see :mod:`cliphaze.cli_types`).
+
+    A :class:`cliphaze.cli_types.UserError` is printed as ``cliphaze CMD: error: MESSAGE`` (no
+    traceback); any other exception is a bug and propagates with its traceback.
+    """
+    from cliphaze.cli_types import UserError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"{command_name(args)}: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{command_name(args)}: interrupted", file=sys.stderr)
         return 130
 
 
