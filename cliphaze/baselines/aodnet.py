@@ -74,7 +74,9 @@ def load_aodnet(path: str | Path | None = None, map_location: str | torch.device
     path = Path(path) if path is not None else AODNET_WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: AOD-Net weights not found (the package ships them in cliphaze/assets/)")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    from cliphaze.serialization import safe_torch_load
+
+    state = safe_torch_load(path, map_location=map_location, what="AOD-Net weights file")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     net = AODNet()

@@ -169,7 +169,9 @@ def _load_compact(path: Path):
     """Load a compact checkpoint written by :func:`cliphaze.clip.small_clip.save_small_clip`."""
     import open_clip
 
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    from cliphaze.serialization import safe_torch_load
+
+    payload = safe_torch_load(path, map_location="cpu", what="CLIP checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         return None, None
     register_small_configs()

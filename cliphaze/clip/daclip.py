@@ -190,7 +190,9 @@ def load_daclip(path: str | os.PathLike | None = None, model_name: str = "ViT-B-
             f"'{DACLIP_FILENAME}' (about 1.7 GB, MIT) from the DA-CLIP project (github.com/Algolzw/daclip-uir, "
             "Hugging Face weblzw/daclip-uir-ViT-B-32-irsde) and pass its path, or set $CLIPHAZE_DACLIP."
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from cliphaze.serialization import safe_torch_load
+
+    state = safe_torch_load(path, map_location="cpu", what="DA-CLIP weights file")
     clip_state, ctrl_state, zero_state = split_daclip_state_dict(state)
     model = open_clip.create_model(model_name, pretrained=None)
     model.load_state_dict(clip_state, strict=True)

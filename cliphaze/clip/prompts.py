@@ -287,7 +287,9 @@ def load_prompts(path: str | os.PathLike, clip: FrozenCLIP) -> PromptLearner:
         PromptBackboneMismatch: the file was learned for another backbone (the message names both).
         ValueError: not a prompt file.
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    from cliphaze.serialization import safe_torch_load
+
+    payload = safe_torch_load(Path(path), map_location="cpu", what="prompt file")
     if not isinstance(payload, dict) or payload.get("format") != PROMPT_FORMAT:
         raise ValueError(f"{path}: not a cliphaze prompt file")
     if payload["identity"] != clip.info.identity:

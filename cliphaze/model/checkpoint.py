@@ -11,8 +11,12 @@ key                 content
 ``guide``           which CLIP guide the network was trained with: ``{"name", "files":
                     {file name: SHA-256}}`` (see :mod:`cliphaze.model.guide`), or None
 ``train``           optional training state (config, step, optimizer, scheduler, RNG, history)
-``meta``            optional free-form notes (scores, data note, command)
+``meta``            optional notes (scores, data note, command)
 ==================  ==========================================================================
+
+Every value is plain data (dicts, lists, tuples, strings, numbers, booleans, None) or a tensor, and
+:func:`load_checkpoint` reads with ``torch.load(weights_only=True)``: a file asking for any other
+Python object is refused before that object is built, so a crafted ``.pt`` cannot run code.
 
 *Atomic writes.* :func:`save_checkpoint` writes to a temporary file in the same folder, flushes it
 to disk and renames it over the target (``os.replace`` is atomic on POSIX and Windows), so a run
@@ -24,19 +28,15 @@ Lesson: ``notebooks/05_full_training.ipynb``, section "Checkpoints".
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
+from cliphaze.serialization import CheckpointError, safe_torch_load
+
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "cliphaze-model-v1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, truncated, or not a CLIPHaze checkpoint (names the file)."""
 
 
 def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
@@ -79,19 +79,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         the payload dict.
 
     Raises:
-        CheckpointError: missing file, unreadable or truncated file, or a file that is not a
-            CLIPHaze model checkpoint; the message names the file and says what is wrong.
+        CheckpointError: missing file, unreadable or truncated file, a file holding Python objects
+            other than tensors and plain data (refused without building them), or a file that is
+            not a CLIPHaze model checkpoint; the message names the file and says what is wrong.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        # weights_only=False: the payload holds plain Python containers (config dicts, RNG
-        # states as tensors, numpy-free history lists); only load checkpoints you trust.
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint, the file is truncated or not a "
-                              f"torch.save file ({err.__class__.__name__}: {str(err)[:200]})") from err
+    # weights_only=True: tensors and plain data only, so a crafted file cannot run code while it
+    # loads (see cliphaze.serialization); everything save_checkpoint writes is plain data.
+    payload = safe_torch_load(path, map_location=map_location, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a CLIPHaze model checkpoint (format {found!r}, expected "
