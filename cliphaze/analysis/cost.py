@@ -1,6 +1,6 @@
 """Time and peak memory against map size: attention path, Mamba path, full attention, fused block.
 
-The claim being measured (DESIGN.md section 1): window attention and the selective scan both cost
+The claim being measured (``docs/design.md``, section 1): window attention and the selective scan both cost
 ``O(l)`` in the number of pixels ``l = h w`` (window attention ``l * ws^2``, the scan ``l * k d n``),
 while full self-attention over the map costs ``O(l^2)`` time and, when the ``l x l`` score matrix
 is materialised as here, ``O(l^2)`` memory. Four layers, all channels-first ``(b, c, h, w)``:

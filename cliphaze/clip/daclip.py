@@ -1,7 +1,7 @@
 """DA-CLIP (Luo et al., "Controlling Vision-Language Models for Multi-Task Image Restoration",
 ICLR 2024): a frozen CLIP plus an image *controller*, and its degradation-free content embedding.
 
-CLIPHaze's semantic-aware aggregation uses DA-CLIP's image encoder (DESIGN.md sections 1-2). The
+CLIPHaze's semantic-aware aggregation uses DA-CLIP's image encoder (``docs/design.md``, sections 1 and 3). The
 public checkpoint ``daclip_ViT-B-32.pt`` (about 1.7 GB, MIT) is open_clip ``ViT-B-32``
 (laion2b_s34b_b79k) wrapped as::
 

@@ -8,7 +8,7 @@ unit vectors), CLIP's zero-shot classifier gives::
 with ``s`` CLIP's logit scale (100 for OpenAI CLIP). A *prompt ensemble* replaces each prompt by
 the renormalised mean of several phrasings' embeddings (Radford et al. 2021, section 3.1.4).
 Doing this per region gives the density map ``M`` that CLIPHaze's aggregation module consumes
-(DESIGN.md section 1). Two ways to get region embeddings:
+(``docs/design.md``, section 1). Two ways to get region embeddings:
 
 - ``method="crops"``: slide a square window over the image, embed every crop with the full image
   encoder, and blend the crops' ``p_hazy`` back into a map with a tent (bilinear) window so each
