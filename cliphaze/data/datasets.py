@@ -4,7 +4,8 @@
   :func:`cliphaze.data.layouts.scan_benchmark`, read with :func:`cliphaze.io.read_image`, the GT
   aligned by :func:`cliphaze.data.layouts.match_clear_to_hazy`.
 - :class:`SyntheticHazeDataset`: any folder of clear images (e.g. BSDS500) with haze from
-  :func:`cliphaze.haze.synthesize_haze`; the sample for ``(seed, epoch, index)`` is always the same.
+  :func:`cliphaze.haze.synthesize_haze` or, with ``families=``, from several haze families
+  (:func:`cliphaze.haze.synthesize`); the sample for ``(seed, epoch, index)`` is always the same.
 
 Augmentation, shared by both: a random ``crop`` (the same window for hazy, clear and maps) and,
 with ``flip``, a random horizontal flip. Vertical flips are not used: they put the sky at the
@@ -37,7 +38,8 @@ from cliphaze.data.layouts import (
     match_clear_to_hazy,
     scan_benchmark,
 )
-from cliphaze.haze import HazeConfig, synthesize_haze
+from cliphaze.haze import AIRLIGHT_COLOURS, HAZE_FAMILIES, HazeConfig, synthesize, synthesize_haze
+from cliphaze.haze.real_depth import real_depth_pairs
 from cliphaze.io import ImageReadError, read_image
 
 __all__ = [
@@ -267,6 +269,20 @@ class SyntheticHazeDataset(Dataset):
         seed: base seed.
         config: :class:`cliphaze.haze.HazeConfig` sampling ranges (its ``kind`` is overridden).
         validate: read every image once at construction (see above).
+        families: haze families of :data:`cliphaze.haze.HAZE_FAMILIES` to draw from (one per item,
+            uniformly, from the item's own generator, so the sample stays a function of
+            ``(seed, epoch, index)``); None (default) keeps the original synthesiser and ``kind``.
+            An item drawing ``"real-depth"`` hazes a crop of a real colour + depth pair
+            (:func:`cliphaze.haze.real_depth.real_depth_pairs`) instead of the photo, because a
+            real depth map only fits its own image; its name is ``"real-depth/PAIR"``.
+        dense: with ``families``, probability that an item gets very dense haze (``t`` down to 0.05).
+        airlight_colour: with ``families``: ``"near-white"``, ``"grey"``, ``"warm"``, ``"cool"`` or
+            ``"any"`` (:func:`cliphaze.haze.synthesize`).
+        noise: with ``families``, the largest sensor-noise sigma; each item draws ``U(0, noise)``.
+        jpeg: with ``families``, a ``(low, high)`` JPEG quality range every hazy item is
+            re-encoded at (drawn per item), or None.
+        real_depth_folder: where ``"real-depth"`` finds RGB-D pairs (``"auto"``: the development
+            data when present; scikit-image's motorcycle is always used).
     """
 
     def __init__(
@@ -278,6 +294,12 @@ class SyntheticHazeDataset(Dataset):
         seed: int = 0,
         config: HazeConfig | None = None,
         validate: bool = True,
+        families: Sequence[str] | None = None,
+        dense: float = 0.0,
+        airlight_colour: str = "near-white",
+        noise: float = 0.0,
+        jpeg: tuple[int, int] | None = None,
+        real_depth_folder: str | os.PathLike | None = "auto",
     ):
         if kind not in SYNTHETIC_KINDS:
             raise ValueError(f"kind must be one of {SYNTHETIC_KINDS}, got {kind!r}")
@@ -311,6 +333,24 @@ class SyntheticHazeDataset(Dataset):
         self.seed = int(seed)
         self.config = config
         self.epoch = 0
+        self.families = None if families is None else tuple(families)
+        if self.families is not None:
+            unknown = [f for f in self.families if f not in HAZE_FAMILIES]
+            if unknown or not self.families:
+                raise ValueError(f"families must be a non-empty subset of {sorted(HAZE_FAMILIES)}, got {families!r}")
+        if not 0.0 <= float(dense) <= 1.0:
+            raise ValueError(f"dense is a probability in [0, 1], got {dense!r}")
+        if airlight_colour not in AIRLIGHT_COLOURS:
+            raise ValueError(f"airlight_colour must be one of {AIRLIGHT_COLOURS}, got {airlight_colour!r}")
+        if not float(noise) >= 0.0:
+            raise ValueError(f"noise must be >= 0, got {noise!r}")
+        if jpeg is not None and not (len(jpeg) == 2 and 1 <= jpeg[0] <= jpeg[1] <= 100):
+            raise ValueError(f"jpeg must be a (low, high) quality range within [1, 100], got {jpeg!r}")
+        self.dense = float(dense)
+        self.airlight_colour = airlight_colour
+        self.noise = float(noise)
+        self.jpeg = None if jpeg is None else (int(jpeg[0]), int(jpeg[1]))
+        self.real_depth_folder = real_depth_folder
 
     def __len__(self) -> int:
         return self.length
@@ -328,6 +368,8 @@ class SyntheticHazeDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index %= len(self)
         gen = _sample_generator(self.seed, self.epoch, index)
+        if self.families is not None:
+            return self._family_item(index, gen)
         path = self.files[index % len(self.files)]
         (clear,) = random_crop_flip([read_image(path)], self.crop, flip=True, generator=gen)
         kind = self.kind
@@ -342,4 +384,33 @@ class SyntheticHazeDataset(Dataset):
             "airlight": sample.airlight[0],
             "name": self._name(path),
             "params": sample.describe(0),
+        }
+
+    def _family_item(self, index: int, gen: torch.Generator) -> dict:
+        family = self.families[_randint(len(self.families), gen)]
+        dense = bool(torch.rand(1, generator=gen) < self.dense) if self.dense > 0 else False
+        depth = None
+        if family == "real-depth":
+            pairs = real_depth_pairs(self.real_depth_folder)
+            pair = pairs[_randint(len(pairs), gen)]
+            clear, depth = random_crop_flip([pair.colour, pair.depth], self.crop, flip=True, generator=gen)
+            name = f"real-depth/{pair.name}"
+        else:
+            path = self.files[index % len(self.files)]
+            (clear,) = random_crop_flip([read_image(path)], self.crop, flip=True, generator=gen)
+            name = self._name(path)
+        sample = synthesize(
+            family, clear, generator=gen, depth=depth, dense=dense, airlight_colour=self.airlight_colour,
+            noise=(0.0, self.noise) if self.noise > 0 else None, jpeg_quality=self.jpeg,
+        )
+        params = sample.describe(0)
+        params["dense"] = dense
+        return {
+            "hazy": sample.hazy[0],
+            "clear": sample.clear[0],
+            "transmission": sample.transmission[0],
+            "density": sample.density[0],
+            "airlight": sample.airlight[0],
+            "name": name,
+            "params": params,
         }

@@ -22,7 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", type=Path, help="clear image files or folders")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--kind", choices=["homogeneous", "nonhomogeneous"], default="nonhomogeneous")
+    p.add_argument("--kind", choices=["homogeneous", "nonhomogeneous"], default="nonhomogeneous",
+                   help="haze of the original synthesiser, used when --family is not given (default: %(default)s)")
+    p.add_argument("--family", choices=["ramp", "fields", "room", "fog"], default=None,
+                   help="haze family (cliphaze.haze.HAZE_FAMILIES) instead of --kind; real-depth needs measured "
+                   "depth and is not offered here (default: none, use --kind)")
+    p.add_argument("--dense", action="store_true", help="with --family: very dense haze, t down to 0.05")
+    p.add_argument("--airlight-colour", choices=["near-white", "grey", "warm", "cool", "any"], default="near-white",
+                   help="with --family: colour of the haze (default: %(default)s)")
     p.add_argument("--beta", type=float, default=None, help="mean scattering coefficient (default: random in [0.3, 3])")
     p.add_argument("--airlight", type=float, default=None, help="grey airlight A in [0, 1] (default: random near-white)")
     p.add_argument("--patchiness", type=float, default=None, help="non-homogeneous modulation p in [0, 1]")
@@ -34,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from cliphaze.haze import synthesize_haze
+    from cliphaze.haze import synthesize, synthesize_haze
     from cliphaze.io import ImageReadError, list_images, read_image, save_image
 
     files: list[Path] = []
@@ -62,16 +69,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped {err}", file=sys.stderr)
                 failed += 1
                 continue
-            s = synthesize_haze(
-                clear, kind=args.kind, beta=args.beta, airlight=args.airlight, patchiness=args.patchiness, generator=gen
-            )
+            if args.family is not None:
+                s = synthesize(args.family, clear, generator=gen, beta=args.beta, airlight=args.airlight,
+                               airlight_colour=args.airlight_colour, dense=args.dense)
+            else:
+                s = synthesize_haze(
+                    clear, kind=args.kind, beta=args.beta, airlight=args.airlight, patchiness=args.patchiness, generator=gen
+                )
             name = path.stem + ".png"
             save_image(s.hazy[0], args.out / "hazy" / name)
             save_image(s.clear[0], args.out / "GT" / name)
             if params_file is not None:
                 save_image(s.transmission[0], args.out / "transmission" / name)
                 params_file.write(json.dumps({"image": name, **s.describe(0)}) + "\n")
-            print(f"{path} -> {args.out / 'hazy' / name}  ({args.kind}, mean density {s.describe(0)['mean_density']:.2f})")
+            print(f"{path} -> {args.out / 'hazy' / name}  ({s.kind}, mean density {s.describe(0)['mean_density']:.2f})")
     finally:
         if params_file is not None:
             params_file.close()
