@@ -173,3 +173,231 @@ def test_stage1_learns_prompts_and_the_model_keeps_them(photo_folder, tmp_path):
     model = load_model(tmp_path / "s1" / "best.pt")
     assert model.guide_spec.endswith("prompts.pt")
     assert "learned prompts" in model.guide.describe()
+
+
+# ---------------------------------------------------------------------------------- data loading
+def test_step_sampler_replays_batch_indices_from_any_step_and_splits_over_ranks():
+    from cliphaze.train import StepBatchSampler
+
+    full = list(StepBatchSampler(7, 4, seed=3, start=0, end=6))
+    assert full == [batch_indices(s, 4, 7, seed=3) for s in range(6)]
+    assert list(StepBatchSampler(7, 4, seed=3, start=4, end=6)) == full[4:]  # resume starts mid-run
+    shares = [list(StepBatchSampler(7, 4, seed=3, start=0, end=6, rank=r, world_size=2)) for r in range(2)]
+    assert [a + b for a, b in zip(*shares)] == full  # rank 0 then rank 1 = the global batch
+    with pytest.raises(ValueError, match="split evenly"):
+        StepBatchSampler(7, 3, seed=3, start=0, end=1, world_size=2)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_gives_the_seeded_samples_in_any_worker(photo_folder, workers):
+    """DataLoader batches equal items read by hand with set_epoch (per-item seeds (seed, epoch, index))."""
+    from cliphaze.data import SyntheticHazeDataset
+    from cliphaze.train import make_loader
+
+    ds = SyntheticHazeDataset(photo_folder, crop=16, seed=5)
+    cfg = TrainConfig(crop=16, batch_size=4, seed=5, num_workers=workers)
+    batches = list(make_loader(ds, cfg, start=1, end=4))  # 4 items/step over 6 images: crosses an epoch
+    assert len(batches) == 3
+    ref = SyntheticHazeDataset(photo_folder, crop=16, seed=5)
+    for step, (hazy, clear) in zip(range(1, 4), batches):
+        expected_hazy, expected_clear = [], []
+        for epoch, index in batch_indices(step, 4, len(ref), seed=5):
+            ref.set_epoch(epoch)
+            expected_hazy.append(ref[index]["hazy"])
+            expected_clear.append(ref[index]["clear"])
+        assert torch.equal(hazy, torch.stack(expected_hazy)) and torch.equal(clear, torch.stack(expected_clear))
+
+
+def test_weight_decay_groups_exempt_marked_parameters():
+    from cliphaze.model import CLIPHazeNet
+    from cliphaze.train import weight_decay_groups
+
+    net = CLIPHazeNet("tiny")
+    decay, no_decay = weight_decay_groups(net, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    exempt = {id(p) for p in no_decay["params"]}
+    names = {n: id(p) for n, p in net.named_parameters()}
+    marked = [n for n in names if n.endswith(("A_logs", "Ds"))]
+    assert marked and all(names[n] in exempt for n in marked)  # A_logs is 2-D, yet exempt
+    assert all(p.ndim > 1 and not getattr(p, "_no_weight_decay", False) for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+
+
+# ---------------------------------------------------------------------------------- what is trained
+def test_train_accepts_a_network_config_or_a_model(photo_folder, tmp_path):
+    from cliphaze.model import build_model, get_preset
+
+    net_cfg = get_preset("tiny", guidance="none", unguided_aggregation="sum", directions=2)
+    r = train(_config(photo_folder, tmp_path / "cfg", steps=2, guidance="none"), network=net_cfg, progress=False,
+              log=lambda m: None)
+    assert r["model"].net.config == net_cfg and r["model"].guide is None
+    torch.manual_seed(0)
+    model = build_model(net_cfg, guide=None)
+    before = _params(model)
+    r2 = train(_config(photo_folder, tmp_path / "model", steps=2, guidance="none"), network=model, progress=False,
+               log=lambda m: None)
+    assert r2["model"] is model
+    assert any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())  # it trained
+    with pytest.raises(TypeError, match="NetworkConfig or a CLIPHaze"):
+        train(_config(photo_folder, tmp_path / "bad"), network="tiny", progress=False, log=lambda m: None)
+
+
+# ---------------------------------------------------------------------------------- safety
+def test_checkpoints_are_plain_data(photo_folder, tmp_path):
+    train(_config(photo_folder, tmp_path / "plain", steps=2), progress=False, log=lambda m: None)
+    for name in ("last.pt", "best.pt"):
+        payload = torch.load(tmp_path / "plain" / name, weights_only=True)  # raises on any non-plain object
+        assert payload["meta"]["train_config"]["crop"] == 32
+    last = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
+    assert [g["weight_decay"] for g in last["train"]["optimizer"]["param_groups"]] == [1e-4, 0.0]
+
+
+def test_an_existing_run_is_refused_without_resume_or_overwrite(photo_folder, tmp_path):
+    from cliphaze.train import RunFolderInUse
+
+    out = tmp_path / "run"
+    train(_config(photo_folder, out, steps=2), progress=False, log=lambda m: None)
+    stamp = (out / "last.pt").stat().st_mtime_ns, (out / "best.pt").read_bytes()
+    with pytest.raises(RunFolderInUse, match=r"already holds a training run \(last\.pt, best\.pt, history\.json\)"):
+        train(_config(photo_folder, out, steps=2), progress=False, log=lambda m: None)
+    assert ((out / "last.pt").stat().st_mtime_ns, (out / "best.pt").read_bytes()) == stamp  # untouched
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(_config(photo_folder, out, steps=2), resume=True, overwrite=True, progress=False, log=lambda m: None)
+    (out / "last.pt").unlink()
+    with pytest.raises(RunFolderInUse, match="no last.pt to resume from"):
+        train(_config(photo_folder, out, steps=2), resume=True, progress=False, log=lambda m: None)
+    messages = []
+    r = train(_config(photo_folder, out, steps=2, seed=1), overwrite=True, progress=False, log=messages.append)
+    assert any("--overwrite: removed" in m for m in messages) and r["step"] == 2
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+
+
+def test_cli_refuses_an_existing_run_in_the_one_error_style(photo_folder, tmp_path, capsys):
+    from cliphaze.cli import main
+
+    out = tmp_path / "cli_run"
+    args = ["train", "--preset", "tiny", "--guide", "tiny-test-clip", "--data", str(photo_folder), "--crop", "32",
+            "--batch-size", "2", "--steps", "2", "--val-every", "2", "--warmup-steps", "1", "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cliphaze train: error: {out}: already holds a training run") and "--overwrite" in err
+    assert "Traceback" not in err
+    assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-2"), ("--crop", "0"),
+                                         ("--threads", "0"), ("--lr", "0"), ("--lr", "nan"), ("--val-every", "0"),
+                                         ("--warmup-steps", "-1"), ("--weight-decay", "-1e-4"),
+                                         ("--min-lr-ratio", "1.5"), ("--num-workers", "-1"), ("--steps", "2.5")])
+def test_cli_rejects_bad_numbers_in_the_parser(flag, value, capsys):
+    from cliphaze.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", flag, value])
+    assert exc.value.code == 2
+    assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_bad_values_from_a_config_file_are_named(tmp_path, capsys):
+    from cliphaze.cli import main
+
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps({"steps": 0, "lr": -1, "warmup_steps": -3, "preset": "huge"}))
+    assert main(["train", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cliphaze train: error: {f}: invalid training config")
+    for what in ("steps must be an integer >= 1", "lr must be > 0", "warmup_steps must be an integer >= 0",
+                 "preset must be one of"):
+        assert what in err, what
+
+
+def test_non_finite_parameters_stop_before_anything_is_written(photo_folder, tmp_path):
+    """A parameter turning NaN between save points: no last.pt/best.pt; the message says none exists."""
+    from cliphaze.model import build_model
+
+    model = build_model("tiny", guide="tiny-test-clip")
+
+    def poison(rec):  # called at step 2 after the update, before that step's save point
+        if rec.get("step") == 2:
+            with torch.no_grad():
+                model.net.head.bias[0] = float("nan")
+
+    out = tmp_path / "nanparam"
+    with pytest.raises(TrainingDiverged, match=r"parameters became non-finite by step 2 \(head\.bias\).*"
+                                               r"No checkpoint was written yet"):
+        train(_config(photo_folder, out), network=model, callback=poison, progress=False, log=lambda m: None)
+    assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
+
+
+def test_nan_validation_stops_and_names_the_real_last_good_checkpoint(photo_folder, tmp_path):
+    """Validation PSNR turning NaN at the second save point leaves step 2's last.pt and best.pt untouched."""
+    from cliphaze.data import SyntheticHazeDataset
+    from cliphaze.model import load_checkpoint
+
+    ds = SyntheticHazeDataset(photo_folder, crop=32, seed=0)
+    hazy, clear = ds[0]["hazy"], ds[0]["clear"]
+
+    class PoisonedValidation(list):
+        """One validation pair whose hazy image gets a NaN pixel after the first validation."""
+
+        def __iter__(self):
+            yield from super().__iter__()
+            self[0] = (hazy.clone().index_put_((torch.tensor(0),), torch.tensor(float("nan"))), clear)
+
+    out = tmp_path / "nanval"
+    with pytest.raises(TrainingDiverged, match=r"validation PSNR is nan at step 4.*last\.pt at step 2; "
+                                               r"best\.pt is from step 2"):
+        train(_config(photo_folder, out, guidance="none"), datasets=(ds, PoisonedValidation([(hazy, clear)])),
+              progress=False, log=lambda m: None)
+    assert load_checkpoint(out / "last.pt")["train"]["step"] == 2
+    assert load_checkpoint(out / "best.pt")["meta"]["step"] == 2
+    assert [v["step"] for v in json.loads((out / "history.json").read_text())["val"]] == [2]
+
+
+def test_haze_family_options_reach_the_dataset(photo_folder, tmp_path):
+    from cliphaze.haze.families import AIRLIGHT_COLOURS, HAZE_FAMILIES
+    from cliphaze.train import build_datasets
+    from cliphaze.train.cli import FLAG_CHOICES
+
+    assert FLAG_CHOICES["haze_families"] == tuple(HAZE_FAMILIES)  # the CLI's copy of the names is current
+    assert FLAG_CHOICES["haze_airlight_colour"] == AIRLIGHT_COLOURS
+    cfg = _config(photo_folder, tmp_path / "fam", steps=2, haze_families=["fields", "fog"], haze_dense=0.5,
+                  haze_airlight_colour="warm", haze_noise=0.01, haze_jpeg=[60, 90])
+    train_set, val = build_datasets(cfg)
+    assert train_set.families == ("fields", "fog") and train_set.dense == 0.5 and train_set.jpeg == (60, 90)
+    assert train_set.airlight_colour == "warm" and train_set.noise == 0.01
+    r = train(cfg, progress=False, log=lambda m: None)
+    assert r["step"] == 2 and all(torch.isfinite(torch.tensor(r["history"]["loss"])))
+    with pytest.raises(ValueError, match="only act on haze families"):
+        TrainConfig(haze_noise=0.02)
+    with pytest.raises(ValueError, match="haze_families must name one or more"):
+        TrainConfig(haze_families=["smog"])
+    default_set, _ = build_datasets(_config(photo_folder, tmp_path / "plain"))
+    assert default_set.families is None  # no families: the original synthesiser, as before
+
+
+def test_cli_passes_haze_families(photo_folder, tmp_path):
+    from cliphaze.cli import build_parser
+    from cliphaze.train.cli import config_from_args
+
+    args = build_parser().parse_args(["train", "--families", "ramp", "room", "--haze-jpeg", "50", "95",
+                                      "--data", str(photo_folder)])
+    cfg = config_from_args(args)
+    assert cfg.haze_families == ["ramp", "room"] and cfg.haze_jpeg == [50, 95] and cfg.threads == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--families", "smog"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--haze-jpeg", "50", "101"])
+
+
+def test_train_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse\nimport cliphaze.train.cli as c\np = argparse.ArgumentParser()\n"
+            "c.register(p.add_subparsers())\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -29,14 +29,13 @@ trains every variant on the same batches, the *paired* difference to the referen
 (``mean ± t_{0.975, n-1} std / sqrt(n_seeds)``, Student t) contains zero is within seed noise and
 :meth:`AblationResult.to_markdown` marks it so.
 
-*How variants are built.* The training loop builds its network from a preset name
-(:func:`cliphaze.model.get_preset`); the runner registers each variant's
-:class:`~cliphaze.model.NetworkConfig` under a temporary preset name for the duration of its run
-(``unittest.mock.patch.dict`` on :data:`cliphaze.model.PRESETS`, restored afterwards), so every
-variant goes through exactly the loop that trains the shipped model. The hand-written prompts are
-written as a prompt file (:class:`cliphaze.clip.PromptLearner` initialised with the words and never
-trained: its embeddings equal ``encode_text(["hazy image.", "clear image."])``) and passed as the
-guide ``haze-clip-small@<file>``.
+*How variants are built.* Each variant's :class:`~cliphaze.model.NetworkConfig` (the preset with
+the variant's changes, :func:`variant_network`) is passed to :func:`cliphaze.train.train` as its
+``network``, so every variant goes through exactly the loop that trains the shipped model. The
+hand-written prompts are written as a prompt file (:class:`cliphaze.clip.PromptLearner`
+initialised with the words and never trained: its embeddings equal
+``encode_text(["hazy image.", "clear image."])``) and passed as the guide
+``haze-clip-small@<file>``.
 
 *Scale.* :meth:`AblationConfig.cpu` runs in minutes on one CPU core and shows only large effects;
 :meth:`AblationConfig.gpu` (``--long``) is the longer run for a GPU. Command line::
@@ -59,7 +58,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from unittest import mock
 
 import torch
 
@@ -437,7 +435,6 @@ def run_ablation(
         :class:`AblationResult`.
     """
     from cliphaze.data import SyntheticHazeDataset
-    from cliphaze.model import PRESETS
     from cliphaze.train import TrainConfig, train
 
     data = data if data is not None else default_data(config)
@@ -460,18 +457,17 @@ def run_ablation(
                     if hand_file is None:
                         hand_file = hand_prompt_file(work_dir / "hand_prompts.pt", _guide_backbone(config.guide))
                     guide = f"{config.guide}@{hand_file}"
-                preset_name = f"_ablation_{variant_name}"
                 train_set = SyntheticHazeDataset(data.train_files, crop=config.crop, kind=config.haze_kind, seed=seed,
                                                  validate=False)
                 run_dir = work_dir / f"{variant_name}_seed{seed}".replace("=", "")
-                tc = TrainConfig(preset=preset_name, guidance=net_cfg.guidance, guide=guide, prompts="shipped",
+                tc = TrainConfig(preset=config.preset, guidance=net_cfg.guidance, guide=guide, prompts="shipped",
                                  crop=config.crop, batch_size=config.batch_size, steps=config.steps, lr=config.lr,
                                  warmup_steps=min(config.warmup_steps, config.steps), val_every=config.steps,
                                  log_every=max(1, config.steps // 10), seed=seed, device=config.device,
                                  out=str(run_dir))
                 t0 = time.perf_counter()
-                with mock.patch.dict(PRESETS, {preset_name: net_cfg}):
-                    result = train(tc, progress=False, datasets=(train_set, []), log=lambda s: None)
+                result = train(tc, progress=False, datasets=(train_set, []), log=lambda s: None, network=net_cfg,
+                               overwrite=True)
                 seconds = time.perf_counter() - t0
                 model = result["model"].eval()
 

@@ -1,51 +1,140 @@
-"""``cliphaze train``: train (or resume) a CLIPHaze network from flags or a config file.
+"""cliphaze train: train (or resume) a CLIPHaze network from flags or a config file.
 
-Every field of :class:`cliphaze.train.TrainConfig` is a flag (``--batch-size 16``); ``--config
-FILE`` (JSON or YAML) sets many at once, and flags given on the command line override the file.
-Example (the shipped tiny model; see ``cliphaze/assets/cliphaze_tiny.json``)::
+Every field of TrainConfig is a flag (--batch-size 16); --config FILE (JSON or YAML) sets many at
+once, and flags given on the command line override the file. Numeric flags are checked before
+anything is loaded (--steps 0 or --lr -1 stop with a usage message). A folder that already holds a
+run (last.pt, best.pt, history.json) is refused unless --resume continues it or --overwrite
+replaces it. Example (the shipped tiny model; see cliphaze/assets/cliphaze_tiny.json):
 
-    cliphaze train --preset tiny --data ../shared/data/bsds500/train ../shared/data/bsds500/val \\
-        --val-data ../shared/data/bsds500/test --out runs/tiny --threads 1 --resume
+    cliphaze train --preset tiny --data data/bsds500/train data/bsds500/val \\
+        --val-data data/bsds500/test --out runs/tiny --threads 1 --resume
+
+Several processes (DistributedDataParallel; --batch-size is the global batch, split evenly):
+
+    torchrun --nproc_per_node 4 -m cliphaze train --device cuda --batch-size 64 ...
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import re
 import typing
+
+from cliphaze.cli_types import (
+    DEFAULT_THREADS,
+    EXIT_CODES_HELP,
+    UserError,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
+if typing.TYPE_CHECKING:
+    from cliphaze.train.config import TrainConfig
+
+#: Exit status of a run stopped by :class:`cliphaze.train.TrainingDiverged`.
+EXIT_DIVERGED = 3
+
+#: argparse ``type=`` of every numeric TrainConfig field (checked before anything is loaded).
+FLAG_TYPES = {
+    "crop": positive_int, "batch_size": positive_int, "steps": positive_int, "val_every": positive_int,
+    "log_every": positive_int, "val_count": positive_int, "val_crop": positive_int, "threads": positive_int,
+    "warmup_steps": non_negative_int, "seed": non_negative_int, "num_workers": non_negative_int,
+    "lr": positive_float, "weight_decay": non_negative_float, "grad_clip": non_negative_float,
+    "l1_weight": non_negative_float, "ssim_weight": non_negative_float, "freq_weight": non_negative_float,
+    "min_lr_ratio": fraction, "haze_dense": fraction, "haze_noise": non_negative_float,
+}
+
+#: Fixed choices of the string fields.
+FLAG_CHOICES = {
+    "data_kind": ("synthetic", "benchmark"), "val_kind": ("synthetic", "benchmark"),
+    "haze_kind": ("homogeneous", "nonhomogeneous", "mixed"), "prompts": ("shipped", "learn"),
+    "guidance": ("density", "semantic", "none"),
+    # cliphaze.haze.HAZE_FAMILIES and AIRLIGHT_COLOURS, spelled out so that --help imports no torch
+    "haze_families": ("ramp", "fields", "room", "real-depth", "fog"),
+    "haze_airlight_colour": ("near-white", "grey", "warm", "cool", "any"),
+}
+
+#: Short names of long flags.
+FLAG_ALIASES = {"haze_families": "--families"}
+
+
+def _jpeg_quality(text: str) -> int:
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"a JPEG quality lies in [1, 100], got {value}")
+    return value
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _help(config_cls) -> dict[str, str]:
+    """One line per field, from the ``Attributes:`` section of the TrainConfig docstring."""
+    lines = (config_cls.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
+    out, current = {}, None
+    for line in lines:
+        text = line.strip()
+        head, sep, rest = text.partition(": ")
+        names = [n.strip() for n in head.split(",")]
+        if sep and names and all(n.isidentifier() for n in names):
+            current = names
+            for n in names:
+                out[n] = rest
+        elif current and text:
+            for n in current:
+                out[n] += " " + text
+    return {k: re.sub(r":\w+:|`", "", v) for k, v in out.items()}
+
+
 def register(subparsers) -> None:
     from cliphaze.train.config import TrainConfig
 
     p = subparsers.add_parser("train", help="train a CLIPHaze network (synthetic haze or a benchmark)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, epilog=EXIT_CODES_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
-    p.add_argument("--stop-at", type=int, default=None, help="stop after this step (schedule still uses --steps)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out (removes its last.pt, best.pt, history.json, "
+                   "config.json, prompts.pt first)")
+    p.add_argument("--stop-at", type=positive_int, default=None,
+                   help="stop after this step (schedule still uses --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     hints = typing.get_type_hints(TrainConfig)
+    helps = _help(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         kind = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"(default: {default})"
-        if kind == list[str]:
-            p.add_argument(_flag(f.name), nargs="+", default=None, help=help_text)
-        elif kind in (int, float, str):
-            p.add_argument(_flag(f.name), type=kind, default=None, help=help_text)
-        else:  # int | None
-            p.add_argument(_flag(f.name), type=int, default=None, help=help_text)
+        if f.name == "threads":
+            default = DEFAULT_THREADS
+        text = f"{helps.get(f.name, '')} (default: {default})".strip()
+        names = [_flag(f.name), *([FLAG_ALIASES[f.name]] if f.name in FLAG_ALIASES else [])]
+        if f.name == "haze_jpeg":
+            p.add_argument(*names, nargs=2, type=_jpeg_quality, metavar=("LOW", "HIGH"), default=None, help=text)
+        elif kind in (list[str], list[str] | None):
+            p.add_argument(*names, nargs="+", default=None, choices=FLAG_CHOICES.get(f.name),
+                           metavar="NAME" if f.name in FLAG_CHOICES else "DIR", help=text)
+        elif f.name in FLAG_TYPES:
+            p.add_argument(_flag(f.name), type=FLAG_TYPES[f.name], default=None, help=text)
+        elif f.name in FLAG_CHOICES:
+            p.add_argument(_flag(f.name), choices=FLAG_CHOICES[f.name], default=None, help=text)
+        else:
+            p.add_argument(_flag(f.name), type=str, default=None, help=text)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def config_from_args(args) -> TrainConfig:
+    """The TrainConfig of parsed arguments: the ``--config`` file, then the flags given.
+
+    Raises:
+        UserError: unreadable config file or invalid values (the message names them).
+    """
     from cliphaze.train.config import TrainConfig, load_config_file
-    from cliphaze.train.loop import TrainingDiverged, train
 
     values = {}
     try:
@@ -55,19 +144,38 @@ def run(args) -> int:
             v = getattr(args, f.name)
             if v is not None:
                 values[f.name] = v
-        config = TrainConfig.from_dict(values)
+        if values.get("threads") is None:
+            values["threads"] = DEFAULT_THREADS
+        return TrainConfig.from_dict(values)
     except ValueError as err:
-        print(f"cliphaze train: {err}", file=sys.stderr)
-        return 2
+        where = f"{args.config}: " if args.config and str(args.config) not in str(err) else ""
+        raise UserError(f"{where}{err}") from None
+
+
+def run(args) -> int:
+    from cliphaze.model.checkpoint import CheckpointError
+    from cliphaze.train.loop import TrainingDiverged, train
+
+    config = config_from_args(args)
     try:
         result = train(config, resume=args.resume, stop_at=args.stop_at, progress=not args.no_progress,
-                       log=lambda m: print(m, flush=True))
+                       log=lambda m: print(m, flush=True), overwrite=args.overwrite)
     except TrainingDiverged as err:
-        print(f"cliphaze train: training diverged: {err}", file=sys.stderr)
-        return 3
-    except (ValueError, FileNotFoundError) as err:
-        print(f"cliphaze train: {err}", file=sys.stderr)
-        return 2
-    print(f"done: step {result['step']} in {result['seconds']:.0f} s; best validation PSNR "
-          f"{result['best_psnr']:.2f} dB; checkpoints in {result['run_dir']}")
+        raise UserError(f"{config.out}: training diverged: {err}", exit_code=EXIT_DIVERGED) from None
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from None
+    finally:
+        _leave_process_group()
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: step {result['step']} in {result['seconds']:.0f} s; best validation PSNR "
+              f"{result['best_psnr']:.2f} dB; checkpoints in {result['run_dir']}")
     return 0
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
