@@ -25,6 +25,7 @@ REQUIRED = [
     ("pytorch_msssim", "pytorch-msssim"),
     ("skimage", "scikit-image"),
     ("scipy", "scipy"),
+    ("numba", "numba"),
 ]
 OPTIONAL = [
     ("papermill", "papermill (notebooks extra)"),
@@ -34,6 +35,7 @@ OPTIONAL = [
     ("pytest", "pytest (dev extra)"),
     ("ruff", "ruff (dev extra)"),
     ("sklearn", "scikit-learn (dev extra)"),
+    ("mambapy", "mambapy (bench extra)"),
 ]
 
 

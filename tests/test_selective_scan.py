@@ -1,5 +1,8 @@
 """Selective scan: every backend against a float64 loop, stability, gradcheck and dispatch.
 
+The ``compiled`` backend needs numba (a core dependency); its tests skip, saying so, where numba
+cannot be imported, and a test checks that the CPU default then falls back to ``fast_cpu``.
+
 The oracle is :func:`selective_scan_reference` run in float64 (the readable loop). Tolerances for
 the float32 backends are relative to the size of the compared quantity (``rtol = 1e-5``,
 ``atol = 1e-5 * max|reference|``): 60x tighter than mamba-ssm's own test (fp32 rtol 6e-4,
@@ -8,6 +11,7 @@ atol 2e-3); measured errors are about 1e-7 of the largest element.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
 
@@ -19,21 +23,38 @@ from cliphaze.ssm import (
     ENV_VAR,
     last_backend,
     mamba_ssm_available,
+    numba_available,
     resolve_backend,
     selective_scan,
     selective_scan_chunked,
+    selective_scan_compiled,
     selective_scan_fast_cpu,
     selective_scan_reference,
 )
+from cliphaze.ssm import compiled as compiled_module
 from cliphaze.ssm import dispatch as dispatch_module
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 CPU_BACKENDS = {
     "reference": selective_scan_reference,
     "fast_cpu": selective_scan_fast_cpu,
+    "compiled": selective_scan_compiled,
     "chunked": selective_scan_chunked,
 }
 RTOL = 1e-5
+needs_numba = pytest.mark.skipif(not numba_available(),
+                                 reason="numba cannot be imported here (pip install numba); "
+                                        "the 'compiled' backend needs it")
+CPU_DEFAULT = "compiled" if numba_available() else "fast_cpu"
+
+
+def backends(*names):
+    """Parametrisation values for ``names``; the compiled one skips without numba."""
+    return [pytest.param(n, marks=needs_numba) if n == "compiled" else n for n in names]
+
+
+# Keyword that makes each backend split a short test sequence into several blocks or chunks.
+SMALL_BLOCKS = {"fast_cpu": "block_len", "chunked": "chunk_len", "compiled": "block"}
 
 
 def make_inputs(b, d, l, n, g=None, seed=0, dtype=torch.float64, device="cpu", with_optional=True):
@@ -64,7 +85,7 @@ def assert_close_scaled(actual, expected, name):
 _ORACLE: dict = {}    # float64 loop results, shared by the three backends of one case
 
 
-@pytest.mark.parametrize("backend", sorted(CPU_BACKENDS))
+@pytest.mark.parametrize("backend", backends(*sorted(CPU_BACKENDS)))
 @pytest.mark.parametrize(("l", "g"), [(1, None), (65, 2), (1089, None), (1089, 4)])
 def test_backend_matches_float64_loop(backend, l, g):
     inputs = make_inputs(b=2, d=8, l=l, n=4, g=g, seed=l)
@@ -82,7 +103,7 @@ def test_backend_matches_float64_loop(backend, l, g):
         assert_close_scaled(grads[name], ref_grads[name], f"{backend} d{name}")
 
 
-@pytest.mark.parametrize("backend", ["fast_cpu", "chunked"])
+@pytest.mark.parametrize("backend", backends("fast_cpu", "compiled", "chunked"))
 def test_float64_backends_agree_with_loop_to_rounding(backend):
     inputs = make_inputs(b=2, d=6, l=77, n=3, g=3, seed=3)
     grad_out = torch.randn(2, 6, 77, dtype=torch.float64)
@@ -98,7 +119,9 @@ def test_without_optional_arguments_and_plain_delta():
     inputs = make_inputs(b=1, d=4, l=30, n=5, seed=5, with_optional=False)
     inputs["delta"] = inputs["delta"].abs() * 0.1       # already a positive step, no softplus
     ref = selective_scan_reference(**inputs)
-    for fn in (selective_scan_fast_cpu, selective_scan_chunked):
+    fns = [selective_scan_fast_cpu, selective_scan_chunked]
+    fns += [selective_scan_compiled] if numba_available() else []
+    for fn in fns:
         check(fn(**inputs), ref, rtol=1e-12, atol=1e-12, name=fn.__name__)
 
 
@@ -113,6 +136,39 @@ def test_fast_cpu_block_length_does_not_change_result(block_len):
         check(got[2][name], ref[2][name], rtol=1e-10, atol=1e-11, name=f"d{name}")
 
 
+@needs_numba
+@pytest.mark.parametrize("block", [1, 7, 64, 65, 500])
+def test_compiled_block_length_does_not_change_result(block):
+    inputs = make_inputs(b=2, d=4, l=65, n=3, g=2, seed=7)
+    grad_out = torch.randn(2, 4, 65, dtype=torch.float64)
+    ref = run_with_grads(selective_scan_reference, inputs, grad_out)
+    got = run_with_grads(selective_scan_compiled, inputs, grad_out, block=block)
+    check(got[0], ref[0], rtol=1e-12, atol=1e-12, name="out")
+    check(got[1], ref[1], rtol=1e-12, atol=1e-12, name="last state")
+    for name in NAMES:
+        check(got[2][name], ref[2][name], rtol=1e-10, atol=1e-11, name=f"d{name}")
+
+
+@needs_numba
+def test_compiled_float32_exponential_is_within_two_ulp():
+    """The kernels' float32 exp (polynomial + exponent bits) against float64 exp."""
+    import numpy as np
+
+    from cliphaze.ssm import _numba_kernels
+
+    z = np.linspace(-87.0, 88.0, 1_000_001, dtype=np.float32)
+    z = np.concatenate([z, np.float32([-1e-30, 0.0, 1e-30, -0.5, 0.5, -1e-4])])
+    out = np.empty_like(z)
+    _numba_kernels.exp_into(z, out)
+    exact = np.exp(z.astype(np.float64))
+    rel = np.abs(out.astype(np.float64) - exact) / exact
+    assert rel.max() < 2 * np.finfo(np.float32).eps, f"max relative error {rel.max():.2e}"
+    assert out[-4] == 1.0                                # exp(0) exactly 1
+    clamped = np.empty(2, np.float32)
+    _numba_kernels.exp_into(np.float32([-200.0, -1e9]), clamped)
+    assert np.all(clamped > 0) and np.all(clamped < 2e-38), clamped
+
+
 @pytest.mark.parametrize("chunk_len", [1, 8, 13, 65, 100])
 def test_chunked_chunk_length_does_not_change_result(chunk_len):
     inputs = make_inputs(b=1, d=4, l=65, n=3, seed=8)
@@ -123,7 +179,7 @@ def test_chunked_chunk_length_does_not_change_result(chunk_len):
     check(last, ref_last, rtol=1e-12, atol=1e-12, name="last state")
 
 
-@pytest.mark.parametrize("backend", ["fast_cpu", "chunked"])
+@pytest.mark.parametrize("backend", backends("fast_cpu", "compiled", "chunked"))
 def test_long_sequence_is_stable(backend):
     """A = -(1..16), delta = softplus(N(1, 1)), 65536 steps: finite and equal to float64.
 
@@ -145,12 +201,12 @@ def test_long_sequence_is_stable(backend):
     assert_close_scaled(last, ref_last, "last state")
 
 
-@pytest.mark.parametrize("backend", sorted(CPU_BACKENDS))
+@pytest.mark.parametrize("backend", backends(*sorted(CPU_BACKENDS)))
 @pytest.mark.parametrize("g", [None, 2])
 def test_gradcheck_float64(backend, g):
     inputs = make_inputs(b=2, d=4, l=6, n=2, g=g, seed=11)
     leaves = tuple(inputs[k].clone().requires_grad_() for k in NAMES)
-    kwargs = {"block_len": 4} if backend == "fast_cpu" else {"chunk_len": 4} if backend == "chunked" else {}  # > 1 block
+    kwargs = {SMALL_BLOCKS[backend]: 4} if backend in SMALL_BLOCKS else {}   # > 1 block
 
     def fn(*args):
         return CPU_BACKENDS[backend](*args, delta_softplus=True, **kwargs)
@@ -158,7 +214,8 @@ def test_gradcheck_float64(backend, g):
     assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-6)
 
 
-def test_fast_cpu_backward_memory_is_linear_in_length():
+@pytest.mark.parametrize("backend", backends("fast_cpu", "compiled"))
+def test_backward_memory_is_linear_in_length(backend):
     """What autograd keeps is a few (b, d, l) tensors plus one state per block, never the
     (b, d, l, n) states: doubling l doubles it, and it stays far below one (b, d, l, n) tensor."""
 
@@ -172,7 +229,7 @@ def test_fast_cpu_backward_memory_is_linear_in_length():
         leaves = {k: v.requires_grad_() for k, v in
                   make_inputs(b=1, d=32, l=l, n=n, seed=2, dtype=torch.float32).items()}
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = selective_scan_fast_cpu(**leaves, delta_softplus=True, block_len=100)
+            out = CPU_BACKENDS[backend](**leaves, delta_softplus=True, **{SMALL_BLOCKS[backend]: 100})
         out.sum().backward()
         assert all(v.grad is not None for v in leaves.values())
         return sum(saved)
@@ -207,8 +264,46 @@ def test_default_backend_on_cpu_is_fast_and_is_reported(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
     x = make_inputs(b=1, d=2, l=5, n=2, seed=0)
     selective_scan(**x)
-    assert last_backend() == "fast_cpu"
+    assert last_backend() == CPU_DEFAULT
+    assert resolve_backend("cpu") == CPU_DEFAULT
+
+
+@pytest.fixture
+def numba_missing(monkeypatch):
+    """Make ``import numba`` (and so the compiled kernels) fail, as on a machine without it."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)              # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "cliphaze.ssm._numba_kernels", None)
+    compiled_module._load_kernels.cache_clear()
+    yield
+    compiled_module._load_kernels.cache_clear()
+
+
+def test_cpu_falls_back_to_fast_cpu_without_numba(numba_missing):
+    assert not numba_available()
     assert resolve_backend("cpu") == "fast_cpu"
+    x = make_inputs(b=1, d=3, l=9, n=2, seed=1)
+    out = selective_scan(**x, delta_softplus=True)
+    assert last_backend() == "fast_cpu"
+    check(out, selective_scan_reference(**x, delta_softplus=True), rtol=1e-12, atol=1e-12,
+          name="fallback result")
+    with pytest.raises(RuntimeError, match="numba cannot be imported"):
+        resolve_backend("cpu", "compiled")
+    with pytest.raises(RuntimeError, match="needs numba"):
+        selective_scan_compiled(**x)
+
+
+def test_compiled_refused_on_cuda_tensors():
+    with pytest.raises(RuntimeError, match="CPU tensors only"):
+        resolve_backend("cuda", "compiled")
+
+
+def test_importing_cliphaze_does_not_import_numba():
+    """numba (about 0.5 s to import, seconds to compile) loads on the first compiled scan only."""
+    code = ("import sys, cliphaze, cliphaze.ssm, cliphaze.model; "
+            "print('numba' in sys.modules, 'cliphaze.ssm._numba_kernels' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
 
 
 def test_argument_beats_environment_beats_device(monkeypatch):
@@ -221,7 +316,7 @@ def test_argument_beats_environment_beats_device(monkeypatch):
     assert last_backend() == "reference"
     check(out_env, out_arg, rtol=1e-12, atol=1e-12, name="chunked vs reference")
     monkeypatch.setenv(ENV_VAR, "auto")
-    assert resolve_backend("cpu") == "fast_cpu"
+    assert resolve_backend("cpu") == CPU_DEFAULT
     monkeypatch.setenv(ENV_VAR, "warp_drive")
     with pytest.raises(ValueError, match="environment variable"):
         resolve_backend("cpu")
@@ -262,7 +357,7 @@ def test_cuda_tensors_pick_mamba_ssm_when_importable(fake_mamba_ssm):
     assert mamba_ssm_available()
     assert resolve_backend("cuda") == "mamba_ssm"
     assert resolve_backend("cuda:0", "chunked") == "chunked"
-    assert resolve_backend("cpu") == "fast_cpu"
+    assert resolve_backend("cpu") == CPU_DEFAULT
 
 
 def test_cuda_without_mamba_ssm_falls_back_to_chunked(monkeypatch):

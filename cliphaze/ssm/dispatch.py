@@ -4,13 +4,15 @@ Backends (the ladder of notebook 03):
 
 - ``"reference"``: the readable loop (:mod:`cliphaze.ssm.reference`); slow, for checking.
 - ``"fast_cpu"``: in-place time-major scan with a reverse-time backward (:mod:`cliphaze.ssm.fast_cpu`).
+- ``"compiled"``: the loop compiled by numba, with a reverse-time backward
+  (:mod:`cliphaze.ssm.compiled`); CPU tensors only.
 - ``"chunked"``: two-level chunked scan, few large ops (:mod:`cliphaze.ssm.chunked`).
 - ``"mamba_ssm"``: mamba-ssm's CUDA kernel ``selective_scan_fn`` (CUDA tensors only).
 
 Choice, first match wins: the ``backend=`` argument; the environment variable
 ``CLIPHAZE_SCAN_BACKEND``; otherwise by device: CUDA tensors use ``mamba_ssm`` when it can be
-imported and ``chunked`` when not, every other device uses ``fast_cpu``. ``"auto"`` (argument or
-environment) asks for that device rule explicitly.
+imported and ``chunked`` when not, CPU tensors use ``compiled`` when numba can be imported and
+``fast_cpu`` when not. ``"auto"`` (argument or environment) asks for that device rule explicitly.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import os
 import torch
 
 from .chunked import selective_scan_chunked
+from .compiled import numba_available, selective_scan_compiled
 from .fast_cpu import selective_scan_fast_cpu
 from .reference import selective_scan_reference
 
 __all__ = ["selective_scan", "resolve_backend", "last_backend", "mamba_ssm_available",
            "BACKENDS", "ENV_VAR"]
 
-BACKENDS = ("reference", "fast_cpu", "chunked", "mamba_ssm")
+BACKENDS = ("reference", "fast_cpu", "compiled", "chunked", "mamba_ssm")
 ENV_VAR = "CLIPHAZE_SCAN_BACKEND"
 
 _last_backend: str | None = None
@@ -65,7 +68,8 @@ def resolve_backend(device: torch.device | str, backend: str | None = None) -> s
 
     Raises:
         ValueError: unknown backend name (from the argument or the environment variable).
-        RuntimeError: ``"mamba_ssm"`` requested for non-CUDA tensors or without mamba-ssm installed.
+        RuntimeError: ``"mamba_ssm"`` requested for non-CUDA tensors or without mamba-ssm installed;
+            ``"compiled"`` requested for non-CPU tensors or without numba installed.
     """
     device = torch.device(device)
     source = "backend argument"
@@ -79,6 +83,8 @@ def resolve_backend(device: torch.device | str, backend: str | None = None) -> s
     if name == "auto":
         if device.type == "cuda":
             return "mamba_ssm" if mamba_ssm_available() else "chunked"
+        if device.type == "cpu" and numba_available():
+            return "compiled"
         return "fast_cpu"
     if name == "mamba_ssm":
         if device.type != "cuda":
@@ -87,6 +93,13 @@ def resolve_backend(device: torch.device | str, backend: str | None = None) -> s
         if not mamba_ssm_available():
             raise RuntimeError("backend 'mamba_ssm' requested but mamba_ssm cannot be imported "
                                "(pip install 'cliphaze[cuda]' on a machine with CUDA and nvcc)")
+    if name == "compiled":
+        if device.type != "cpu":
+            raise RuntimeError(f"backend 'compiled' runs on CPU tensors only (got device {device}); "
+                               "use 'mamba_ssm' or 'chunked' there")
+        if not numba_available():
+            raise RuntimeError(f"backend 'compiled' requested (from the {source}) but numba cannot "
+                               "be imported (pip install numba); 'fast_cpu' needs nothing extra")
     return name
 
 
@@ -129,6 +142,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         result = selective_scan_reference(*args)
     elif name == "fast_cpu":
         result = selective_scan_fast_cpu(*args)
+    elif name == "compiled":
+        result = selective_scan_compiled(*args)
     elif name == "chunked":
         result = selective_scan_chunked(*args)
     else:

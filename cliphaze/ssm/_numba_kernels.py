@@ -1,0 +1,240 @@
+"""numba kernels of the compiled scan (rung 3 of the ladder); imported lazily by ``compiled.py``.
+
+Importing this module imports numba; :mod:`cliphaze.ssm.compiled` does so on the first compiled
+scan only, so ``import cliphaze`` stays fast and works without numba. The kernels are the loop of
+:mod:`cliphaze.ssm.reference`, one ``(batch, channel)`` lane at a time, with the lane's state
+vector ``h`` (n numbers) kept in a small local array:
+
+    a_t = exp(delta_t A),   h_t = a_t * h_{t-1} + (delta_t u_t) B_t,   y_t = <C_t, h_t>
+
+Layouts: ``u``, ``dt`` (b, d, l) as given; ``B``, ``C`` transposed to (b, g, l, n) so that the n
+numbers of one step are contiguous. The loop over n is what LLVM vectorises; ``fastmath`` is
+limited to ``reassoc`` (so the sum over n in ``y_t`` may be vectorised) and ``contract`` (fused
+multiply-adds), and the float32 exponential below is compiled without either flag.
+
+Derived in ``notebooks/03_selective_scan.ipynb``, section "A compiled loop".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+_FAST = {"reassoc", "contract"}
+
+
+def _jit(**options):
+    """``njit(cache=True)``, or without the on-disk cache where numba finds no writable place.
+
+    numba caches next to this file, or in the user's cache folder when the package is installed
+    read-only; if neither can be written it refuses ``cache=True`` at decoration time. Then the
+    kernels compile on every first call of a process instead of loading from the cache.
+    """
+
+    def decorate(fn):
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError:                      # "cannot cache function ...: no locator available"
+            return njit(cache=False, **options)(fn)
+
+    return decorate
+
+
+# ----- float32 exponential that LLVM can vectorise ---------------------------------------------
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma): immune to the kernels' ``reassoc`` flag."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+_ROUND = np.float32(12582912.0)                 # 1.5 * 2**23: x + _ROUND rounds x to an integer
+_ROUND_BITS = np.int32(0x4B400000)               # bit pattern of _ROUND
+_LOG2E = np.float32(1.4426950408889634)
+_NEG_LN2_HI = np.float32(-0.693359375)           # -ln 2 in two parts (Cody and Waite)
+_NEG_LN2_LO = np.float32(2.12194440e-4)
+_EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                          4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
+def _expf(z):
+    """exp(z); float32 arguments use the vectorisable version below, float64 ones libm's exp.
+
+    float32 (Cephes ``expf``): z = k ln2 + r with k = round(z / ln2) and |r| <= ln2 / 2,
+    exp(r) = 1 + r + r^2 P(r) with a degree-5 P, and 2^k built from its bit pattern. Every step
+    is an exact integer operation or a fused multiply-add, so the kernels' ``reassoc`` flag cannot
+    reorder it. Measured maximum relative error 1.2e-7 (about 1 ulp, like libm's ``expf``) against
+    float64 exp. Arguments are clamped to [-87, 88]: results below exp(-87) = 1.6e-38 saturate
+    there instead of going subnormal (the state they multiply is then negligible) and results
+    above exp(88) saturate instead of overflowing (a positive ``delta A`` that large means an
+    unstable system; Mamba keeps A < 0).
+    """
+    return math.exp(z)
+
+
+@overload(_expf, inline="always")
+def _expf_impl(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        def impl(z):
+            z = min(max(z, np.float32(-87.0)), np.float32(88.0))
+            k_int = _f32_bits(z * _LOG2E + _ROUND) - _ROUND_BITS        # round(z / ln2)
+            k = np.float32(k_int)
+            r = _fma32(k, _NEG_LN2_HI, z)
+            r = _fma32(k, _NEG_LN2_LO, r)
+            p = _fma32(_EXP_POLY[0], r, _EXP_POLY[1])
+            p = _fma32(p, r, _EXP_POLY[2])
+            p = _fma32(p, r, _EXP_POLY[3])
+            p = _fma32(p, r, _EXP_POLY[4])
+            p = _fma32(p, r, _EXP_POLY[5])
+            p = _fma32(p, r * r, r) + np.float32(1.0)
+            return p * _bits_f32((k_int + np.int32(127)) << np.int32(23))
+        return impl
+    return lambda z: math.exp(z)
+
+
+# ----- forward ---------------------------------------------------------------------------------
+
+@_jit(fastmath=_FAST)
+def scan_forward(u, dt, A, Bt, Ct, hd, block, y, last, ckpt):
+    """Forward scan of every lane; writes ``y`` (b, d, l), ``last`` (b, d, n) and, when
+    ``ckpt`` (b, d, nblocks, n) has nblocks > 0, the state entering every ``block`` steps."""
+    nb, nd, nl = u.shape
+    nn = A.shape[1]
+    save = ckpt.shape[2] > 0
+    h = np.zeros(nn, u.dtype)
+    zero = np.zeros(1, u.dtype)[0]
+    for b in range(nb):
+        for c in range(nd):
+            gi = c // hd
+            a = A[c]
+            for j in range(nn):
+                h[j] = zero
+            for t0 in range(0, nl, block):
+                if save:
+                    hk = ckpt[b, c, t0 // block]
+                    for j in range(nn):
+                        hk[j] = h[j]
+                for t in range(t0, min(nl, t0 + block)):
+                    dtt = dt[b, c, t]
+                    x = dtt * u[b, c, t]
+                    bv = Bt[b, gi, t]
+                    cv = Ct[b, gi, t]
+                    acc = zero
+                    for j in range(nn):
+                        hj = _expf(dtt * a[j]) * h[j] + x * bv[j]
+                        h[j] = hj
+                        acc += cv[j] * hj
+                    y[b, c, t] = acc
+            hl = last[b, c]
+            for j in range(nn):
+                hl[j] = h[j]
+
+
+# ----- backward --------------------------------------------------------------------------------
+
+@_jit(fastmath=_FAST)
+def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
+    """Reverse-time adjoint scan of every lane, block by block from the last.
+
+    For each block the states are recomputed from its checkpoint (the same operations as the
+    forward, so bit-identical), then, with ``g_t = dL/dh_t``, backwards in time:
+
+        g_t = a_{t+1} g_{t+1} + dy_t C_t
+        du_t = delta_t <g_t, B_t>,   ddelta_t = <g_t h_{t-1} a_t, A> + u_t <g_t, B_t>
+        dA += g_t h_{t-1} a_t delta_t,   dB_t += g_t delta_t u_t,   dC_t += dy_t h_t
+
+    ``dA`` is (b, d, n) float64 (one row per batch item, summed by the caller); ``dBt`` and
+    ``dCt`` (b, g, l, n) must be zero on entry (channels of a group add into them).
+    """
+    nb, nd, nl = u.shape
+    nn = A.shape[1]
+    nblocks = ckpt.shape[2]
+    hs = np.zeros((block + 1, nn), u.dtype)       # states h_{t0-1} .. h_{t1-1} of one block
+    decays = np.zeros((block, nn), u.dtype)       # a_t of the block
+    carry = np.zeros(nn, u.dtype)                 # a_{t+1} g_{t+1}
+    acc_a = np.zeros(nn, np.float64)
+    zero = np.zeros(1, u.dtype)[0]
+    for b in range(nb):
+        for c in range(nd):
+            gi = c // hd
+            a = A[c]
+            for j in range(nn):
+                carry[j] = zero
+                acc_a[j] = 0.0
+            for k in range(nblocks - 1, -1, -1):
+                t0 = k * block
+                m = min(nl, t0 + block) - t0
+                hk = ckpt[b, c, k]
+                h0 = hs[0]
+                for j in range(nn):
+                    h0[j] = hk[j]
+                for i in range(m):                                  # recompute the block
+                    t = t0 + i
+                    dtt = dt[b, c, t]
+                    x = dtt * u[b, c, t]
+                    bv = Bt[b, gi, t]
+                    hp = hs[i]
+                    hn = hs[i + 1]
+                    ai = decays[i]
+                    for j in range(nn):
+                        e = _expf(dtt * a[j])
+                        ai[j] = e
+                        hn[j] = e * hp[j] + x * bv[j]
+                for i in range(m - 1, -1, -1):                      # adjoint, backwards in time
+                    t = t0 + i
+                    dtt = dt[b, c, t]
+                    ut = u[b, c, t]
+                    dyt = dy[b, c, t]
+                    x = dtt * ut
+                    bv = Bt[b, gi, t]
+                    cv = Ct[b, gi, t]
+                    dbv = dBt[b, gi, t]
+                    dcv = dCt[b, gi, t]
+                    hp = hs[i]
+                    hn = hs[i + 1]
+                    ai = decays[i]
+                    gb = zero
+                    pa = zero
+                    for j in range(nn):
+                        g = carry[j] + dyt * cv[j]
+                        dcv[j] += dyt * hn[j]
+                        dbv[j] += g * x
+                        gb += g * bv[j]
+                        p = g * hp[j] * ai[j]
+                        pa += p * a[j]
+                        acc_a[j] += p * dtt
+                        carry[j] = ai[j] * g
+                    du[b, c, t] = dtt * gb
+                    ddt[b, c, t] = pa + ut * gb
+            for j in range(nn):
+                dA[b, c, j] = acc_a[j]
+
+
+@_jit()
+def exp_into(z, out):
+    """``out[i] = exp(z[i])`` with the kernels' exponential (for tests and the lesson)."""
+    for i in range(z.shape[0]):
+        out[i] = _expf(z[i])

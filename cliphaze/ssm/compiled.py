@@ -1,0 +1,183 @@
+"""Rung 3 of the ladder: the readable loop, compiled (numba), with its own reverse-time backward.
+
+The reference loop of :mod:`cliphaze.ssm.reference` is slow because every step is a dozen small
+PyTorch calls on (b, d, n) tensors, each paying Python and dispatch overhead that dwarfs its
+arithmetic. :mod:`cliphaze.ssm.fast_cpu` removes most of that overhead but still goes through
+memory: every step reads and writes (b, d, n) buffers, and exp, the drive and the product with
+``C`` are separate passes. Here the same loop is compiled to machine code by numba's JIT, one
+``(batch, channel)`` lane at a time, with the lane's n-vector state in a small local array that
+stays in the L1 cache:
+
+    a_t = exp(delta_t A),   h_t = a_t * h_{t-1} + delta_t B_t u_t,   y_t = <C_t, h_t>
+
+so each (d, n, l) element costs one exp, two fused multiply-adds and one load of ``B_t``/``C_t``;
+LLVM vectorises the loop over n. The backward (notebook 03, section "A fast scan that is still
+exact") runs the adjoint scan ``g_t = a_{t+1} g_{t+1} + dy_t C_t`` backwards in time, block by
+block: the forward keeps the state entering every ``block`` steps (``l / block`` states per lane)
+and the backward recomputes one block's states from it. Memory is linear in ``l`` and never holds
+a (b, d, n, l) tensor.
+
+``delta_bias``/softplus, ``+ D u`` and ``* silu(z)`` stay in PyTorch (:mod:`cliphaze.ssm._inputs`),
+so autograd differentiates them; the kernels see only the recurrence. Math is float32 (float64
+when an input is float64, so ``torch.autograd.gradcheck`` applies). numba is imported on the first
+compiled scan, never by ``import cliphaze``; its on-disk cache (``cache=True``) makes the first
+call of later processes load the machine code instead of compiling it (see README, section
+"Performance", for the measured compile times).
+
+Derived in notebook 03, section "A compiled loop".
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from ._inputs import as_grouped, check_scan_inputs, compute_dtype, finish_output, prepare_delta
+
+__all__ = ["selective_scan_compiled", "numba_available", "DEFAULT_BLOCK"]
+
+# Steps between checkpoints. The backward recomputes one block at a time into a (block + 1, n)
+# buffer, 4.2 KiB at n = 16 in float32 (it stays in L1); checkpoints cost n / block = 1/4 of a
+# (b, d, l) tensor at n = 16.
+DEFAULT_BLOCK = 64
+
+
+@functools.lru_cache(maxsize=1)
+def _load_kernels():
+    """The numba kernels module, or None when numba (or llvmlite) cannot be imported.
+
+    Any exception counts as "not available" (a numba built for another NumPy fails with
+    ImportError or AttributeError). Cached; tests clear the cache to simulate a missing numba.
+    """
+    try:
+        return importlib.import_module(f"{__package__}._numba_kernels")
+    except Exception:  # noqa: BLE001 - see docstring
+        return None
+
+
+def numba_available() -> bool:
+    """True when numba imports, so the ``"compiled"`` scan backend can run."""
+    return _load_kernels() is not None
+
+
+def _kernels():
+    k = _load_kernels()
+    if k is None:
+        raise RuntimeError("the 'compiled' selective-scan backend needs numba, which cannot be "
+                           "imported here (pip install numba, or choose backend 'fast_cpu')")
+    return k
+
+
+def _as_numpy(t: torch.Tensor):
+    return t.detach().numpy()
+
+
+def _transpose_bc(t: torch.Tensor) -> torch.Tensor:
+    """(b, g, n, l) -> contiguous (b, g, l, n): the n numbers of one step side by side."""
+    return t.transpose(-1, -2).contiguous()
+
+
+def _forward(u, dt, A, Bt, Ct, block: int, save: bool):
+    """Run the forward kernel; returns y (b, d, l), last state (b, d, n), checkpoints."""
+    b, d, l = u.shape
+    g, n = Bt.shape[1], Bt.shape[3]
+    nblocks = math.ceil(l / block) if save else 0
+    y = u.new_empty((b, d, l))
+    last = u.new_empty((b, d, n))
+    ckpt = u.new_empty((b, d, nblocks, n))
+    _kernels().scan_forward(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt),
+                            _as_numpy(Ct), d // g, block, _as_numpy(y), _as_numpy(last),
+                            _as_numpy(ckpt))
+    return y, last, ckpt
+
+
+class _CompiledScanCore(torch.autograd.Function):
+    """y = scan(u, delta, A, B, C) with the effective delta; compiled forward and backward.
+
+    Inputs: u, dt (b, d, l), A (d, n), B, C (b, g, n, l), all contiguous, one dtype, on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, block):
+        Bt, Ct = _transpose_bc(B), _transpose_bc(C)
+        y, last, ckpt = _forward(u, dt, A, Bt, Ct, block, save=True)
+        ctx.save_for_backward(u, dt, A, Bt, Ct, ckpt)
+        ctx.block = block
+        ctx.mark_non_differentiable(last)
+        return y, last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, _dlast):
+        u, dt, A, Bt, Ct, ckpt = ctx.saved_tensors
+        b, d, l = u.shape
+        dy = dy.to(u.dtype).contiguous()
+        du, ddt = torch.empty_like(u), torch.empty_like(u)
+        dA = torch.empty((b,) + tuple(A.shape), dtype=torch.float64)
+        dBt, dCt = torch.zeros_like(Bt), torch.zeros_like(Ct)
+        _kernels().scan_backward(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt),
+                                 _as_numpy(Ct), d // Bt.shape[1], ctx.block, _as_numpy(ckpt),
+                                 _as_numpy(dy), _as_numpy(du), _as_numpy(ddt), _as_numpy(dA),
+                                 _as_numpy(dBt), _as_numpy(dCt))
+        return (du, ddt, dA.sum(0).to(A.dtype), dBt.transpose(-1, -2), dCt.transpose(-1, -2),
+                None)
+
+
+def selective_scan_compiled(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                            delta_softplus=False, return_last_state=False, block=None):
+    """Selective scan by a compiled loop (numba) with a reverse-time custom backward.
+
+    Same arguments, shapes and results as :func:`cliphaze.ssm.reference.selective_scan_reference`
+    (mamba-ssm's ``selective_scan_fn``):
+
+        h_t = exp(delta_t A) * h_{t-1} + delta_t B_t u_t,   y_t = <C_t, h_t>,
+        out = (y + D u) * silu(z),   delta = softplus(delta + delta_bias) if delta_softplus.
+
+    Args:
+        u: (b, d, l).
+        delta: (b, d, l).
+        A: (d, n), real.
+        B, C: (b, n, l) or grouped (b, g, n, l) (channel i uses group ``i // (d / g)``).
+        D: optional (d,).
+        z: optional (b, d, l).
+        delta_bias: optional (d,).
+        delta_softplus: softplus on ``delta + delta_bias``.
+        return_last_state: also return the final state (no gradient flows through it).
+        block: steps between the states the forward keeps for the backward (default
+            :data:`DEFAULT_BLOCK`). Any value gives the same result.
+
+    Returns:
+        ``out`` (b, d, l) in u's dtype, and with ``return_last_state`` also ``h_l`` (b, d, n).
+
+    Raises:
+        RuntimeError: numba cannot be imported, or the tensors are not on the CPU.
+
+    CPU only. The first call in a process compiles the kernels (a few seconds) or loads them from
+    numba's cache. Derived in notebook 03, section "A compiled loop".
+    """
+    shapes = check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    if u.device.type != "cpu":
+        raise RuntimeError(f"the 'compiled' selective-scan backend runs on CPU tensors only "
+                           f"(got device {u.device}); use 'mamba_ssm' or 'chunked' there")
+    block = DEFAULT_BLOCK if block is None else int(block)
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    _kernels()
+    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    dt = prepare_delta(delta, delta_bias, delta_softplus, dtype).contiguous()
+    uu = u.to(dtype).contiguous()
+    Ac = A.to(dtype).contiguous()
+    Bg, Cg = as_grouped(B).to(dtype), as_grouped(C).to(dtype)
+    block = min(block, shapes.l)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (uu, dt, Ac, Bg, Cg))
+    if needs_grad:
+        y, last_state = _CompiledScanCore.apply(uu, dt, Ac, Bg, Cg, block)
+    else:
+        y, last_state, _ = _forward(uu, dt, Ac, _transpose_bc(Bg), _transpose_bc(Cg), block,
+                                    save=False)
+    out = finish_output(y, uu, D, z, u.dtype)
+    return (out, last_state) if return_last_state else out
