@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "data": "cliphaze.data.cli",
     "env": "cliphaze.env_check",
     "clip": "cliphaze.clip.cli",
+    "density": "cliphaze.clip.density_cli",
     "eval": "cliphaze.evaluate_cli",
     "dehaze": "cliphaze.model.cli",
     "train": "cliphaze.train.cli",

@@ -13,24 +13,71 @@ conversions are fixed and documented here, so that no loader silently changes da
   pixel, so we refuse rather than guess.
 - Anything Pillow cannot decode (truncated, not an image, CMYK, ...): :class:`ImageReadError`
   naming the file and the reason.
+- Images as people see them: the EXIF orientation tag (set by cameras and phones that store the
+  sensor's pixels unrotated) is applied, so a portrait photo is read upright, as every viewer
+  shows it. An animated image (GIF, APNG, animated WebP, multi-page TIFF) gives its first frame
+  and an :class:`AnimatedImageWarning` naming the file.
+- Output is 8-bit (PNG, JPEG quality 95, ...), also for 16-bit input: the models are trained on
+  8-bit photos, and an 8-bit result opens everywhere.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["ImageReadError", "read_image", "save_image", "IMAGE_SUFFIXES", "list_images", "to_tensor", "to_pil"]
+__all__ = ["ImageReadError", "AnimatedImageWarning", "read_image", "save_image", "IMAGE_SUFFIXES", "list_images",
+           "to_tensor", "to_pil", "apply_orientation"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageReadError(ValueError):
     """An image file that cannot be used; the message names the file and the problem."""
+
+
+class AnimatedImageWarning(UserWarning):
+    """An image file with several frames: only the first was read (the message names the file)."""
+
+
+def apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Turn an ``(h, w, c)`` array as stored into the image as shown, for an EXIF orientation tag.
+
+    The tag (1-8) says how the stored pixels must be flipped or rotated for display: 1 none,
+    2 mirror left-right, 3 rotate 180, 4 mirror top-bottom, 5 transpose, 6 rotate 90 clockwise,
+    7 transverse, 8 rotate 90 counter-clockwise (the same table as ``PIL.ImageOps.exif_transpose``,
+    which ``tests/test_io.py`` compares against). Any other value leaves the array unchanged.
+    """
+    if orientation == 2:
+        arr = arr[:, ::-1]
+    elif orientation == 3:
+        arr = arr[::-1, ::-1]
+    elif orientation == 4:
+        arr = arr[::-1]
+    elif orientation == 5:
+        arr = arr.transpose(1, 0, 2)
+    elif orientation == 6:
+        arr = np.rot90(arr, -1)
+    elif orientation == 7:
+        arr = arr[::-1, ::-1].transpose(1, 0, 2)
+    elif orientation == 8:
+        arr = np.rot90(arr, 1)
+    return np.ascontiguousarray(arr)
+
+
+def _orientation_and_frames(path: Path) -> tuple[int | None, int]:
+    """EXIF orientation tag (None when absent) and number of frames of an image file."""
+    try:
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112)
+            return (int(orientation) if orientation else None), int(getattr(im, "n_frames", 1) or 1)
+    except Exception:  # unreadable files are reported by the decoder that follows
+        return None, 1
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -73,6 +120,7 @@ def _read_array(path: Path) -> np.ndarray:
         if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
             return _read_png16(path)
         with Image.open(path) as im:
+            im.seek(0)
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -116,6 +164,9 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
 
     Raises:
         ImageReadError: missing, unreadable or unsupported file (the message names it).
+
+    Warns:
+        AnimatedImageWarning: the file has several frames (the first is returned).
     """
     path = Path(path)
     if not path.exists():
@@ -123,6 +174,11 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     if not path.is_file():
         raise ImageReadError(f"{path}: is not a file")
     arr = _read_array(path)
+    orientation, frames = _orientation_and_frames(path)
+    if frames > 1:
+        warnings.warn(AnimatedImageWarning(f"{path}: animated image with {frames} frames; only the first frame is used"),
+                      stacklevel=2)
+    arr = apply_orientation(arr, orientation)
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 
@@ -166,12 +222,20 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), None)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: cannot save an image with suffix {path.suffix or '(none)'!r}; "
+                         f"use one of {', '.join(IMAGE_SUFFIXES)}")
     pil = to_pil(image)
-    if fmt == "JPEG":
-        pil.save(tmp, format="JPEG", quality=95)
-    else:
-        pil.save(tmp, format=(path.suffix.lstrip(".").upper() or "PNG").replace("TIF", "TIFF").replace("TIFFF", "TIFF"))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pil.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        os.replace(tmp, path)
+    finally:  # interrupted or failed: leave neither a partial file nor the temporary one
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP"}

@@ -1,11 +1,11 @@
-"""``cliphaze clip ...`` and ``cliphaze density``: command-line access to :mod:`cliphaze.clip`.
+"""``cliphaze clip ...``: command-line access to :mod:`cliphaze.clip`.
 
 - ``cliphaze clip train-small --data FOLDER [FOLDER ...] -o haze_clip_small.pt``: train the small
   haze CLIP from any folders of clear photos (lesson 02, "Training the small haze CLIP").
 - ``cliphaze clip learn-prompts --data FOLDER ... -o prompts.pt``: learn a hazy/clear prompt pair
   for a backbone (lesson 02).
 - ``cliphaze clip info``: which backbone ``load_clip()`` gives and whether a real CLIP is cached.
-- ``cliphaze density IMG [-o OUT]``: save the haze-density map of an image (lesson 01).
+- ``cliphaze density``: density maps of images, in :mod:`cliphaze.clip.density_cli` (lesson 01).
 
 Heavy imports happen inside the command functions so ``cliphaze --help`` stays fast.
 """
@@ -85,22 +85,6 @@ def _info(args) -> int:
         "shipped_checkpoint_present": SHIPPED_SMALL_CLIP.is_file(),
         "cached_real_clip": find_cached_clip(),
     }, indent=2))
-    return 0
-
-
-def _density(args) -> int:
-    import torch
-
-    from cliphaze.clip import HazeGuide, load_clip
-    from cliphaze.io import read_image, save_image
-
-    torch.set_num_threads(args.threads)
-    image = read_image(args.image)
-    guide = HazeGuide(load_clip(args.model, pretrained=args.pretrained), prompts=args.prompts, method=args.method)
-    density = guide.density(image[None], size=tuple(image.shape[1:]))[0]
-    out = Path(args.output) if args.output else Path(args.image).with_name(Path(args.image).stem + "_density.png")
-    save_image(density, out)
-    print(f"{out}: haze density in [0, 1] (mean {density.mean():.3f}) from {guide.describe()}")
     return 0
 
 
@@ -223,7 +207,7 @@ def _evaluate(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``clip`` (with its sub-commands) and ``density`` to the ``cliphaze`` parser."""
+    """Add ``clip`` (with its sub-commands) to the ``cliphaze`` parser."""
     clip = subparsers.add_parser("clip", help="CLIP backbones, prompt learning and the small haze CLIP")
     sub = clip.add_subparsers(dest="clip_command", metavar="CLIP_COMMAND")
     sub.required = True
@@ -268,12 +252,3 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("info", help="which backbone is used and whether a real CLIP is cached")
     p.set_defaults(func=_info)
-
-    p = subparsers.add_parser("density", help="save the CLIP haze-density map of an image")
-    p.add_argument("image")
-    p.add_argument("-o", "--output", default=None, help="output image (default IMAGE_density.png)")
-    _add_backbone_args(p)
-    p.add_argument("--prompts", default="learned", help="'learned' (shipped, default backbone only), 'hand', or a prompt file")
-    p.add_argument("--method", default="dense", choices=("dense", "crops"))
-    p.add_argument("--threads", type=int, default=1)
-    p.set_defaults(func=_density)

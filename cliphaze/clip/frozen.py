@@ -134,14 +134,38 @@ class FrozenCLIP(nn.Module):
         """Token grid ``(gh, gw)`` used by :meth:`image_tokens` for an ``h x w`` input.
 
         The image is resized so its short side is ``short_side`` pixels (default: the model's
-        input size), keeping the aspect ratio; each side is rounded to whole patches.
+        input size), keeping the aspect ratio; each side is rounded to whole patches. The grid
+        is capped at :attr:`max_tokens` tokens (default 8x the trained grid): attention costs
+        ``t^2``, and a 1x4000 image would otherwise ask for a 64 x 32000 grid (terabytes). A
+        capped grid keeps the aspect ratio as far as whole patches allow (at least one row).
         """
         if self.patch_size is None:
             raise NotImplementedError(f"{self.info.model_name}: image tower has no patch grid")
         short_side = short_side or min(self.image_size)
         scale = short_side / min(h, w)
         ph, pw = self.patch_size
-        return max(1, round(h * scale / ph)), max(1, round(w * scale / pw))
+        gh, gw = max(1, round(h * scale / ph)), max(1, round(w * scale / pw))
+        cap = self.max_tokens
+        if gh * gw > cap:
+            s = (cap / (gh * gw)) ** 0.5
+            gh, gw = max(1, int(gh * s)), max(1, int(gw * s))
+            gh, gw = min(gh, max(1, cap // gw)), min(gw, max(1, cap // gh))
+        return gh, gw
+
+    @property
+    def max_tokens(self) -> int:
+        """Largest token grid :meth:`image_tokens` builds: 8 times the trained grid (bounded memory)."""
+        cap = getattr(self, "_max_tokens", None)
+        if cap is None:
+            g = getattr(self.model.visual, "grid_size", None)
+            cap = 8 * int(g[0]) * int(g[1]) if g else 8 * 14 * 14
+        return cap
+
+    @max_tokens.setter
+    def max_tokens(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {value}")
+        self._max_tokens = int(value)
 
     def _positional_embedding(self, gh: int, gw: int) -> torch.Tensor:
         """Class + patch positional embeddings ``(1 + gh * gw, width)``, patch part bicubically

@@ -1,11 +1,12 @@
 """``cliphaze dehaze``: dehaze files, folders and glob patterns with a trained CLIPHaze model.
 
-Each input keeps its file name in the output folder (``photo.jpg`` -> ``OUT/photo.jpg``; two inputs
-with the same name from different folders get ``_2``, ``_3`` suffixes, and the clash is reported).
-Unreadable files are skipped and listed at the end; the batch always finishes. Exit status: 0 when
-every image was dehazed, 1 when some were skipped, 2 when nothing could be done (no inputs, no model).
+Each input keeps its file name in the output folder (photo.jpg -> OUT/photo.jpg; two inputs with
+the same name from different folders get _2, _3 suffixes, and the clash is reported). The output
+folder may not be the folder of any input, so no original is ever replaced. Unreadable files,
+unknown suffixes and failed writes are skipped and listed at the end; the batch always finishes.
+A model whose output holds NaN or infinite values is an error, never a black image.
 
-Examples::
+Examples:
 
     cliphaze dehaze data/samples/hazy -o outputs                  # the shipped tiny model
     cliphaze dehaze "photos/*.jpg" big.png -o out --side-by-side --density
@@ -15,133 +16,107 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import glob
-import sys
 from pathlib import Path
+
+from cliphaze.cli_batch import expand_inputs
+from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, non_negative_int
 
 __all__ = ["register", "run", "expand_inputs"]
 
 
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Turn command-line inputs into image paths.
-
-    Args:
-        items: files, folders (their images, not recursive) and glob patterns.
-
-    Returns:
-        ``(paths in order without duplicates, problems)``; a problem names an input that matched
-        nothing (a missing file, an empty folder, a pattern without matches).
-    """
-    from cliphaze.io import IMAGE_SUFFIXES, list_images
-
-    paths: list[Path] = []
-    problems: list[str] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                problems.append(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            paths.extend(found)
-        elif p.exists():
-            paths.append(p)
-        elif any(ch in item for ch in "*?["):
-            found = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
-            if not found:
-                problems.append(f"{item}: pattern matches no files")
-            paths.extend(found)
-        else:
-            problems.append(f"{p}: no such file or folder")
-    seen, unique = set(), []
-    for p in paths:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique, problems
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("dehaze", help="dehaze images with a trained CLIPHaze model",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--out", required=True, help="output folder (created)")
+                              description=__doc__, epilog=EXIT_CODES_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (not recursive) or glob patterns")
+    p.add_argument("-o", "--out", required=True,
+                   help="output folder, created if needed; may not hold any input (required)")
     p.add_argument("--model", default="cliphaze-tiny",
-                   help="shipped model name or checkpoint path (default: %(default)s)")
+                   help="shipped model name or checkpoint path written by cliphaze train (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: %(default)s)")
-    p.add_argument("--tile", type=int, default=None,
-                   help="tile side for large images (default: 1024 above 1 megapixel; 0 = never tile)")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default: %(default)s)")
-    p.add_argument("--side-by-side", action="store_true", help="also save NAME_compare.png (hazy | dehazed)")
-    p.add_argument("--density", action="store_true", help="also save NAME_density.png (the CLIP haze density map)")
+    p.add_argument("--tile", type=non_negative_int, default=None,
+                   help="tile side in pixels for large images; 0 = never tile (default: 1024 above "
+                   "1 megapixel, otherwise one pass)")
+    p.add_argument("--overlap", type=non_negative_int, default=32,
+                   help="tile overlap in pixels, smaller than the tile minus 4 (default: %(default)s)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="also save NAME_compare.png, hazy and dehazed side by side (default: off)")
+    p.add_argument("--density", action="store_true",
+                   help="also save NAME_density.png, the CLIP haze density map (default: off)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
-def _unique_name(out_dir: Path, name: str, used: set[str]) -> str:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}_{n}{suffix}"
-    used.add(candidate)
-    return candidate
-
-
 def run(args) -> int:
+    """Run ``cliphaze dehaze`` (exit status: see :mod:`cliphaze.cli_types`)."""
     import time
+    import warnings
+
+    from cliphaze.cli_batch import Batch, prepare_output_folders, unique_name
+    from cliphaze.cli_types import UserError, apply_threads
+
+    if args.tile and args.overlap >= args.tile - 4:
+        raise UserError(f"--overlap {args.overlap} must be smaller than --tile {args.tile} minus 4")
+    notes: list[str] = []
+    paths, problems = expand_inputs(args.inputs, notes)
+    for line in notes:
+        print(line)
+    if not paths:
+        raise UserError(f"{', '.join(args.inputs)}: no images to dehaze ({'; '.join(problems)})")
+    out_dir = prepare_output_folders(Path(args.out), paths)
+    apply_threads(args)
 
     import torch
 
     from cliphaze.io import ImageReadError, read_image, save_image
     from cliphaze.model import CheckpointError, load_model
+    from cliphaze.model.inference import NonFiniteOutputError
 
-    paths, problems = expand_inputs(args.inputs)
-    for msg in problems:
-        print(f"warning: {msg}", file=sys.stderr)
-    if not paths:
-        print("cliphaze dehaze: no images to dehaze", file=sys.stderr)
-        return 2
     try:
         model = load_model(args.model, device=args.device)
     except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"cliphaze dehaze: cannot load model: {err}", file=sys.stderr)
-        return 2
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise UserError(f"cannot load model: {err}") from None
+    except RuntimeError as err:  # e.g. an unknown or unavailable --device
+        raise UserError(f"cannot load model {args.model} on device {args.device!r}: {str(err)[:200]}") from None
     print(f"model: {model.describe()}")
+    batch = Batch("cliphaze dehaze", problems)
     used: set[str] = set()
-    skipped: list[str] = []
     done = 0
     for path in paths:
         try:
-            hazy = read_image(path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hazy = read_image(path)
+            for w in caught:
+                batch.note(str(w.message))
         except ImageReadError as err:
-            skipped.append(str(err))
-            print(f"skipped: {err}", file=sys.stderr)
+            batch.skip(str(err))
             continue
-        name = _unique_name(out_dir, path.name, used)
+        name = unique_name(path.name, used)
         if name != path.name:
             print(f"note: {path} written as {name} (another input has the same name)")
         start = time.perf_counter()
         try:
             result, density = model.dehaze(hazy, tile=args.tile, overlap=args.overlap, return_density=True)
-        except (RuntimeError, ValueError) as err:  # e.g. out of memory on a device: report, go on
-            skipped.append(f"{path}: dehazing failed ({err.__class__.__name__}: {str(err)[:200]})")
-            print(f"skipped: {skipped[-1]}", file=sys.stderr)
+        except NonFiniteOutputError as err:
+            batch.skip(f"{path}: {err}")
             continue
-        save_image(result, out_dir / name)
+        except (RuntimeError, ValueError) as err:  # e.g. out of memory on a device: report, go on
+            batch.skip(f"{path}: dehazing failed ({err.__class__.__name__}: {str(err)[:200]})")
+            continue
         stem = Path(name).stem
+        outputs = [(result, out_dir / name)]
         if args.side_by_side:
-            save_image(torch.cat([hazy, result], dim=2), out_dir / f"{stem}_compare.png")
+            outputs.append((torch.cat([hazy, result], dim=2), out_dir / f"{stem}_compare.png"))
         if args.density and density is not None:
-            save_image(density, out_dir / f"{stem}_density.png")
+            outputs.append((density, out_dir / f"{stem}_density.png"))
+        try:
+            for image, target in outputs:
+                save_image(image, target)
+        except OSError as err:
+            batch.skip(f"{target}: cannot write ({err.strerror or err})")
+            continue
         done += 1
         h, w = hazy.shape[-2:]
         print(f"{path} -> {out_dir / name} ({w}x{h}, {time.perf_counter() - start:.2f} s)")
-    print(f"dehazed {done} of {len(paths)} image(s) into {out_dir}")
-    if skipped:
-        print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
-        for msg in skipped:
-            print(f"  {msg}", file=sys.stderr)
-        return 1
-    return 0
+    return batch.finish(f"dehazed {done} of {len(paths)} image(s) into {out_dir}")

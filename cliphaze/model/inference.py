@@ -47,7 +47,11 @@ from cliphaze.model.network import CLIPHazeNet
 from cliphaze.model.presets import NetworkConfig
 
 __all__ = ["CLIPHaze", "build_model", "load_model", "SHIPPED_MODELS", "tile_starts", "tile_ends", "blend_weights",
-           "default_model_path"]
+           "default_model_path", "NonFiniteOutputError"]
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The network produced NaN or infinite values: a broken checkpoint, never a black image."""
 
 #: Models shipped in ``cliphaze/assets`` (name -> file).
 SHIPPED_MODELS = {"cliphaze-tiny": "cliphaze_tiny.pt"}
@@ -233,6 +237,11 @@ class CLIPHaze(nn.Module):
                     out = self.net(x, **g).float()
             else:
                 out = self._tiled(x, g, tile, overlap, use_amp)
+            bad = int((~torch.isfinite(out)).sum())
+            if bad:
+                raise NonFiniteOutputError(
+                    f"the model's output has {bad} NaN or infinite value(s) of {out.numel()}; the checkpoint "
+                    "is broken (e.g. its training diverged): use another model; nothing was written")
             out = out.clamp_(0, 1)[0].to(out_device)
             if return_density:
                 dens = g["density"][0].to(out_device) if g["density"] is not None else None
