@@ -401,3 +401,45 @@ def test_train_help_does_not_import_torch():
             "c.register(p.add_subparsers())\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------- several processes
+def _torchrun(args: list[str], nproc: int = 2):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "cliphaze", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_and_resume_exactly(photo_folder, tmp_path):
+    """torchrun, 2 CPU processes (gloo), global batch 4 = 2 x 2: same parameters as one process with batch 4
+    (float rounding of the gradient all-reduce aside); a killed-and-resumed 2-process run equals the straight one
+    bit for bit; only rank 0 writes."""
+    from cliphaze.model import load_checkpoint
+
+    common = dict(batch_size=4, steps=4, val_every=2)
+    flags = ["train", "--guide", "tiny-test-clip", "--data", str(photo_folder), "--val-data", str(photo_folder),
+             "--val-count", "2", "--val-crop", "32", "--crop", "32", "--batch-size", "4", "--steps", "4",
+             "--warmup-steps", "2", "--val-every", "2", "--log-every", "1", "--no-progress"]
+    straight = _torchrun([*flags, "--out", str(tmp_path / "ddp")])
+    assert straight.stdout.count("val PSNR") == 2  # rank 0 logs, the other rank is silent
+    _torchrun([*flags, "--out", str(tmp_path / "ddp_split"), "--stop-at", "2"])
+    _torchrun([*flags, "--out", str(tmp_path / "ddp_split"), "--resume"])
+    one = train(_config(photo_folder, tmp_path / "one", **common), progress=False, log=lambda m: None)
+
+    ddp = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "ddp_split" / "last.pt")
+    assert ddp["train"]["step"] == resumed["train"]["step"] == 4
+    for k, v in ddp["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), f"{k}: resumed 2-process run differs"
+        ref = one["model"].net.state_dict()[k]
+        assert torch.allclose(v, ref, rtol=1e-4, atol=1e-6), f"{k}: max |diff| {(v - ref).abs().max():.3g}"
+    assert ddp["train"]["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=1e-5)
+    assert not list((tmp_path / "ddp").glob(".*.tmp"))

@@ -49,6 +49,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,6 +430,9 @@ class Trainer:
         if self.procs.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
+            # Depthwise kernels (c, 1, 3, 3) get gradients whose stride differs only along the size-1
+            # axis: the same memory layout, yet DDP warns on every run.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.module = DistributedDataParallel(self.net, device_ids=[device.index] if self.on_cuda else None)
         self.optimizer = torch.optim.AdamW(weight_decay_groups(self.net, config.weight_decay), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
