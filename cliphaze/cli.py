@@ -1,15 +1,26 @@
 """The ``cliphaze`` command line: one sub-command per module that owns the work.
 
 Each entry of :data:`SUBCOMMANDS` names a module with a ``register(subparsers)`` function that
-adds its parser and sets ``func``; modules import their heavy dependencies lazily so that
-``cliphaze --help`` stays fast.
+adds its parser and sets ``func``; modules import their heavy dependencies inside ``func``.
+
+*No torch to parse.* ``cliphaze --help``, every sub-command's ``--help`` and ``cliphaze env`` work
+on a machine where torch is missing or broken (``env`` exists to diagnose exactly that). The
+command modules live inside sub-packages whose ``__init__`` imports torch, so the parser is built
+with :func:`light_packages`: while the command modules are imported, each sub-package is a bare
+package object (its ``__path__`` only), and its ``__init__`` runs later, at the first real import
+inside a command. ``tests/test_cli_errors.py`` runs the help texts with torch made unimportable.
+
+Exit codes and the error style are described in :mod:`cliphaze.cli_types`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import types
+from pathlib import Path
 
 SUBCOMMANDS = {
     "haze": "cliphaze.haze.cli",
@@ -20,7 +31,37 @@ SUBCOMMANDS = {
     "eval": "cliphaze.evaluate_cli",
     "dehaze": "cliphaze.model.cli",
     "train": "cliphaze.train.cli",
+    "ablate": "cliphaze.analysis.ablate_cli",
 }
+
+#: Sub-commands whose arguments (``--help`` included) all go to their own parser.
+FORWARDING = {"ablate"}
+
+
+@contextlib.contextmanager
+def light_packages(module_names):
+    """Import ``module_names`` without running their sub-packages' ``__init__`` (module docstring).
+
+    Args:
+        module_names: dotted names of modules inside ``cliphaze`` sub-packages; for each
+            sub-package not imported yet, a bare package object stands in while the block runs.
+    """
+    root = Path(__file__).resolve().parent
+    installed = {}
+    for module_name in module_names:
+        package = module_name.rpartition(".")[0]
+        if package != "cliphaze" and package not in sys.modules and package not in installed:
+            stub = types.ModuleType(package)
+            stub.__path__ = [str(root.joinpath(*package.split(".")[1:]))]
+            stub.__package__ = package
+            installed[package] = stub
+    sys.modules.update(installed)
+    try:
+        yield
+    finally:
+        for name, stub in installed.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in SUBCOMMANDS.values():
-        importlib.import_module(module_name).register(sub)
+    with light_packages(SUBCOMMANDS.values()):
+        for module_name in SUBCOMMANDS.values():
+            importlib.import_module(module_name).register(sub)
     return parser
 
 
@@ -52,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     from cliphaze.cli_types import UserError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] and argv[0] in FORWARDING:
+        args = argparse.Namespace(command=argv[0], args=argv[1:])
+        args.func = importlib.import_module(SUBCOMMANDS[argv[0]]).run
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as err:

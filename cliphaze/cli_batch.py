@@ -13,7 +13,7 @@ patterns and write into an output folder. The rules are the same everywhere:
   that one file; the summary lists every skipped file; the exit status is 1 when anything was
   skipped, 0 otherwise (2, via :class:`cliphaze.cli_types.UserError`, when nothing could start).
 
-Imports nothing heavy: the command modules import torch only inside their ``run`` functions.
+Imports no torch: the command modules import it only inside their ``run`` functions.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ import sys
 from pathlib import Path
 
 from cliphaze.cli_types import EXIT_OK, EXIT_SKIPPED, UserError
+from cliphaze.io import IMAGE_SUFFIXES
 
 __all__ = ["expand_inputs", "prepare_output_folders", "unique_name", "Batch"]
-
-# Kept in step with cliphaze.io.IMAGE_SUFFIXES (tests/test_cli_errors.py checks they agree);
-# duplicated so this module, and every --help, stays free of torch.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _is_image_name(path: Path) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "positive_float",
     "non_negative_float",
     "fraction",
+    "seed_list",
     "add_threads_arg",
     "apply_threads",
 ]
@@ -123,6 +124,14 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
     return value
+
+
+def seed_list(text: str) -> list[int]:
+    """argparse type: comma-separated integers >= 0, e.g. ``0,1,2`` (seeds)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no seeds; give e.g. 0,1,2")
+    return [non_negative_int(t) for t in items]
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:

@@ -26,10 +26,13 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported where it is used, so `cliphaze --help` works without it
+    import torch
 
 __all__ = ["ImageReadError", "AnimatedImageWarning", "read_image", "save_image", "IMAGE_SUFFIXES", "list_images",
            "to_tensor", "to_pil", "apply_orientation"]
@@ -179,11 +182,15 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         warnings.warn(AnimatedImageWarning(f"{path}: animated image with {frames} frames; only the first frame is used"),
                       stacklevel=2)
     arr = apply_orientation(arr, orientation)
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 
 def to_tensor(image) -> torch.Tensor:
     """PIL image, (h, w, 3) uint8/float array or (3, h, w) tensor -> float32 (3, h, w) in [0, 1]."""
+    import torch
+
     if isinstance(image, torch.Tensor):
         t = image
         if t.dtype == torch.uint8:

@@ -59,8 +59,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 __all__ = ["AblationVariant", "VARIANTS", "AblationConfig", "AblationData", "AblationResult", "default_data",
            "hand_prompt_file", "run_ablation", "variant_network", "main"]
 
@@ -472,6 +470,8 @@ def run_ablation(
                 model = result["model"].eval()
 
                 def model_fn(x, model=model):
+                    import torch
+
                     return torch.stack([model.dehaze_tensor(img, tile=0) for img in x])
 
                 scores = _mean_scores(model_fn, data, variant_name)
@@ -492,14 +492,19 @@ def run_ablation(
             tmp.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: run an ablation and write its JSON (and Markdown table)."""
-    p = argparse.ArgumentParser(prog="python -m cliphaze.analysis.ablation", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m cliphaze.analysis.ablation") -> int:
+    """Command line (also ``cliphaze ablate``): run an ablation and write its JSON (and Markdown table).
+
+    Imports torch only after parsing, so ``--help`` works without it.
+    """
+    from cliphaze.cli_types import positive_int, seed_list
+
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--long", action="store_true", help="the longer GPU-sized run (AblationConfig.gpu)")
     p.add_argument("--variants", default=None, help=f"comma-separated subset of {','.join(VARIANTS)}")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run")
-    p.add_argument("--n-benchmark", type=int, default=None, help="benchmark pairs per model (default: config)")
+    p.add_argument("--seeds", type=seed_list, default=None, help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps per run")
+    p.add_argument("--n-benchmark", type=positive_int, default=None, help="benchmark pairs per model (default: config)")
     p.add_argument("--device", default=None, help="cpu, cuda, ...")
     p.add_argument("--no-shared-data", action="store_true", help="use the shipped fallback photos even when "
                    "development data is present")
@@ -510,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.variants:
         changes["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
     if args.seeds:
-        changes["seeds"] = [int(s) for s in args.seeds.split(",")]
+        changes["seeds"] = list(args.seeds)
     if args.steps:
         changes["steps"] = args.steps
     if args.n_benchmark is not None:
@@ -522,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    import torch
+
     torch.set_num_threads(max(1, torch.get_num_threads()) if config.device != "cpu" else 1)
     data = default_data(config, shared=None if args.no_shared_data else "auto")
     print("data:", data.description)

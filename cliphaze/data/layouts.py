@@ -42,10 +42,12 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from cliphaze.io import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:  # only in annotations: `cliphaze data check --help` works without torch
+    import torch
 
 __all__ = [
     "LAYOUTS",
