@@ -44,7 +44,7 @@ import torch
 
 from cliphaze.metrics import psnr, ssim
 
-__all__ = ["Method", "EvalRow", "EvalReport", "get_method", "evaluate", "protocol_variants", "luma"]
+__all__ = ["Method", "EvalRow", "EvalReport", "get_method", "evaluate", "protocol_variants", "luma", "sots_setting"]
 
 ImageFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -165,8 +165,57 @@ class EvalReport:
         frozen = self.frozen_params.get(method)
         return f"{n:,}" + (f" (+ {frozen:,} frozen CLIP)" if frozen else "")
 
+    def by_group(self, group_of: Callable[[str], str | None] | None = None) -> dict[str, dict[str, dict]]:
+        """Mean PSNR and SSIM per method within groups of images.
+
+        Args:
+            group_of: image name -> group label (None leaves the image out); default
+                :func:`sots_setting`, the haze setting of a SOTS name (``"1400_7"`` -> ``"7"``).
+
+        Returns:
+            ``{group: {method: {"n", "psnr", "ssim"}}}`` with groups in natural order (``"2"`` before
+            ``"10"``); empty when no image has a group.
+        """
+        group_of = group_of or sots_setting
+        cells: dict[str, dict[str, list[EvalRow]]] = {}
+        for r in self.rows:
+            g = group_of(r.image)
+            if g is not None:
+                cells.setdefault(g, {}).setdefault(r.method, []).append(r)
+
+        def natural(key: str):
+            return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+        return {g: {m: {"n": len(rs), "psnr": statistics.fmean(r.psnr for r in rs),
+                        "ssim": statistics.fmean(r.ssim for r in rs)} for m, rs in cells[g].items()}
+                for g in sorted(cells, key=natural)}
+
+    def group_markdown(self, group_of: Callable[[str], str | None] | None = None,
+                       title: str = "haze setting") -> str:
+        """:meth:`by_group` as a Markdown table of PSNR (dB) per group and method, best in bold.
+
+        Returns:
+            the table, or ``""`` when fewer than two groups exist (nothing to break down).
+        """
+        groups = self.by_group(group_of)
+        if len(groups) < 2:
+            return ""
+        methods = self.methods()
+        lines = [f"Mean PSNR (dB) per {title}:", "",
+                 f"| {title} | images | " + " | ".join(methods) + " |",
+                 "|---|---:|" + "---:|" * len(methods)]
+        for g, per in groups.items():
+            scored = {m: per[m]["psnr"] for m in methods if m in per}
+            best = max((v for m, v in scored.items() if m != "hazy"), default=None)
+            n = max(c["n"] for c in per.values())
+            cells = [("-" if m not in scored else
+                      (f"**{scored[m]:.2f}**" if scored[m] == best else f"{scored[m]:.2f}")) for m in methods]
+            lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
     def to_markdown(self) -> str:
-        """The summary as a Markdown table (PSNR dB / SSIM, mean +- std over images)."""
+        """The summary as a Markdown table (PSNR dB / SSIM, mean +- std over images), followed by the
+        per-haze-setting breakdown of :meth:`group_markdown` when the image names carry one (SOTS)."""
         lines = [
             f"Dataset: {self.dataset}. Protocol: PSNR on RGB [0,1] per image then averaged; SSIM pytorch_msssim, full resolution.",
             "",
@@ -178,6 +227,9 @@ class EvalReport:
                 f"| {s['method']} | {self._params_cell(s['method'])} | {s['n']} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} | "
                 f"{s['ssim']:.4f} ± {s['ssim_std']:.4f} | {s['sec_per_mp']:.3f} |"
             )
+        groups = self.group_markdown()
+        if groups:
+            lines += ["", groups]
         return "\n".join(lines)
 
     def write_markdown(self, path: str | Path, command: str | None = None, notes: Sequence[str] = ()) -> Path:
@@ -226,6 +278,16 @@ class EvalReport:
             for s in self.summary():
                 w.writerow([s["method"], "MEAN", f"{s['psnr']:.4f}", f"{s['ssim']:.6f}", "", ""])
         return path
+
+
+def sots_setting(name: str) -> str | None:
+    """The haze setting of a SOTS-style image name: ``"1400_7"`` -> ``"7"``; None for other names.
+
+    SOTS-indoor renders every scene at ten (beta, A) settings numbered 1 (thinnest) to 10
+    (thickest); grouping by setting shows how a method copes as the haze thickens.
+    """
+    head, sep, tail = name.rpartition("_")
+    return tail if sep and head.isdigit() and tail.isdigit() else None
 
 
 def evaluate(

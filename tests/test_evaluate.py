@@ -151,3 +151,23 @@ def test_model_checkpoint_reports_trainable_and_frozen_params(tmp_path):
     assert method.frozen_params == sum(p.numel() for p in model.guide.clip.parameters()) > 0
     x = torch.rand(1, 3, 16, 16)
     assert torch.allclose(method.fn(x), x, atol=1e-6)  # zero-initialised head: an untrained network returns its input
+
+
+def test_sots_settings_are_grouped_in_natural_order_with_known_means():
+    from cliphaze.evaluate import sots_setting
+
+    assert sots_setting("1400_7") == "7" and sots_setting("img_3") is None and sots_setting("01_hazy") is None
+    data = []
+    for scene in (1400, 1401):
+        for setting, offset in ((1, 0.05), (2, 0.1), (10, 0.2)):
+            c = torch.full((3, 16, 16), 0.5)
+            data.append({"hazy": c + offset, "clear": c, "name": f"{scene}_{setting}"})
+    report = evaluate({"hazy": lambda x: x, "half": lambda x: 0.5 + (x - 0.5) / 2}, data)
+    groups = report.by_group()
+    assert list(groups) == ["1", "2", "10"]                          # "10" after "2"
+    assert groups["10"]["hazy"]["n"] == 2
+    assert groups["1"]["hazy"]["psnr"] == pytest.approx(-10 * torch.log10(torch.tensor(0.05 ** 2)).item(), abs=1e-3)
+    assert groups["10"]["half"]["psnr"] == pytest.approx(-10 * torch.log10(torch.tensor(0.1 ** 2)).item(), abs=1e-3)
+    md = report.to_markdown()
+    assert "per haze setting" in md and "| 10 | 2 |" in md and "**" in md
+    assert evaluate({"hazy": lambda x: x}, _pairs()).group_markdown() == ""  # no settings: no table
