@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score dehazing methods (PSNR/SSIM, time per megapixel) on a paired dataset",
         description="Score methods on any supported paired dataset (see data/README.md) with one protocol: "
         "PSNR on RGB [0,1] per image then averaged; SSIM from pytorch_msssim at full resolution.",
+        epilog=EXIT_CODES_HELP,
     )
     p.add_argument("--data", required=True, help="dataset folder (any supported layout)")
     p.add_argument(
@@ -22,13 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: hazy, dcp, aodnet, a shipped model name or a checkpoint path (default: %(default)s)",
     )
     p.add_argument("--split", default="test", choices=["train", "test", "all"], help="benchmark split (default: %(default)s)")
-    p.add_argument("--layout", default="auto", help="force a dataset layout (default: detect)")
-    p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many pairs")
-    p.add_argument("--csv", type=Path, default=None, help="write per-image scores and means to this CSV")
+    p.add_argument("--layout", default="auto", help="force a dataset layout, e.g. sots-indoor (default: auto, detect)")
+    p.add_argument("--max-images", type=positive_int, default=None,
+                   help="evaluate at most this many pairs (default: all)")
+    p.add_argument("--csv", type=Path, default=None,
+                   help="write per-image scores and means to this CSV file (default: none)")
     p.add_argument("--markdown", type=Path, default=None,
-                   help="write the results table, the machine it ran on and this command to a Markdown file")
+                   help="write the results table, the machine it ran on and this command to a Markdown file "
+                   "(default: none)")
     p.add_argument("--no-warmup", action="store_true", help="time the first image too (default: one untimed run first)")
     p.add_argument("--device", default="cpu", help="device for learned methods (default: %(default)s)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
@@ -71,29 +78,70 @@ def machine_notes(device: str) -> list[str]:
             "seconds per megapixel exclude image loading and metrics; on a shared machine they vary by tens of percent."]
 
 
+def _check_report_path(path: Path | None, flag: str, dataset) -> None:
+    """Refuse a report file that is one of the dataset's images or a folder."""
+    from cliphaze.cli_types import UserError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; {flag} takes a file name")
+    inputs = {q.resolve() for pair in dataset.pairs for q in (pair.hazy, pair.clear)}
+    if path.resolve() in inputs:
+        raise UserError(f"{path}: is an image of the dataset; {flag} would replace it, choose another file")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Run ``cliphaze eval`` (exit status: see :mod:`cliphaze.cli_types`)."""
+    from cliphaze.cli_types import UserError, apply_threads
+
+    apply_threads(args)
     from cliphaze.data import open_benchmark
     from cliphaze.evaluate import evaluate, get_method
+    from cliphaze.io import ImageReadError
+    from cliphaze.serialization import CheckpointError
+
+    data = Path(args.data)
+    if data.exists() and not data.is_dir():
+        raise UserError(f"{data}: is a file; --data takes a dataset folder (see cliphaze data check)")
+    import warnings
 
     try:
-        dataset = open_benchmark(args.data, split=args.split, layout=args.layout)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dataset = open_benchmark(args.data, split=args.split, layout=args.layout)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UserError(f"{err}") from None
+    for w in caught:
+        print(f"cliphaze eval: warning: {w.message}", file=sys.stderr)
     if len(dataset) == 0:
-        print(f"error: {args.data}: no pairs in split {args.split!r}", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.data}: no pairs in split {args.split!r}; try --split all")
+    n = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
+    print(f"{args.data}: {len(dataset)} pair(s) in split {args.split!r}; evaluating {n}")
+    _check_report_path(args.csv, "--csv", dataset)
+    _check_report_path(args.markdown, "--markdown", dataset)
     try:
         methods = [get_method(m, args.device) for m in args.methods.split(",") if m.strip()]
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    report = evaluate(methods, dataset, dataset_name=f"{Path(args.data).name} ({args.split} split)",
-                      max_images=args.max_images, progress=True, device=args.device, warmup=not args.no_warmup)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        raise UserError(f"--methods: {err}") from None
+    except RuntimeError as err:  # e.g. an unknown --device
+        raise UserError(f"--methods {args.methods} on device {args.device!r}: {str(err)[:200]}") from None
+    if not methods:
+        raise UserError(f"--methods {args.methods!r} names no method; e.g. hazy,dcp,aodnet,cliphaze-tiny")
+    try:
+        report = evaluate(methods, dataset, dataset_name=f"{Path(args.data).name} ({args.split} split)",
+                          max_images=args.max_images, progress=True, device=args.device, warmup=not args.no_warmup)
+    except (ImageReadError, ValueError) as err:  # an unreadable image or a size mismatch mid-way
+        raise UserError(f"{err}; run cliphaze data check {args.data} for a full report") from None
     print(report.to_markdown())
-    if args.csv:
-        print(f"per-image scores: {report.write_csv(args.csv)}")
-    if args.markdown:
-        path = report.write_markdown(args.markdown, command=canonical_command(args), notes=machine_notes(args.device))
-        print(f"results table: {path}")
+    try:
+        if args.csv:
+            print(f"per-image scores: {report.write_csv(args.csv)}")
+        if args.markdown:
+            path = report.write_markdown(args.markdown, command=canonical_command(args),
+                                         notes=machine_notes(args.device))
+            print(f"results table: {path}")
+    except OSError as err:
+        raise UserError(f"{err.filename or args.csv or args.markdown}: cannot write ({err.strerror or err}); "
+                        "choose a file in a folder you can write to") from None
     return 0
