@@ -9,14 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cliphaze.clip.evaluation import auroc, score_density, spearman
-from cliphaze.clip.small_clip import (
-    STRENGTH_WORDS,
-    caption_vocabulary,
-    contrastive_loss_unique,
-    make_caption,
-    strength_of,
-)
+from cliphaze.analysis.density_eval import auroc, score_density, spearman
+from cliphaze.clip.captions import STRENGTH_WORDS, caption_vocabulary, make_caption, strength_of
+from cliphaze.clip.losses import contrastive_loss_unique
 from cliphaze.shapes import check
 
 
@@ -61,7 +56,8 @@ def test_duplicate_captions_are_positives():
 
 
 def test_token_level_loss_by_hand():
-    from cliphaze.clip.small_clip import density_level, token_level_loss
+    from cliphaze.clip.captions import density_level
+    from cliphaze.clip.losses import token_level_loss
 
     g = torch.Generator().manual_seed(2)
     tokens = torch.randn(2, 4, 8, generator=g)  # a 2 x 2 token grid
@@ -74,21 +70,27 @@ def test_token_level_loss_by_hand():
     check(token_level_loss(tokens, text, maps, torch.tensor(7.0)), F.cross_entropy(logits, labels), 1e-6, 1e-7, "token loss")
 
 
-def test_training_runs_and_round_trips(tmp_path):
-    """Two steps on the tiny config (not a quality test): shapes, history and the compact file."""
+@pytest.mark.parametrize("recipe", ["ranking", "contrastive"])
+def test_training_runs_and_round_trips(tmp_path, recipe):
+    """Two steps on the tiny config (not a quality test): shapes, history and the compact file,
+    which is plain data (loads with weights_only=True)."""
     from cliphaze.clip import load_clip
-    from cliphaze.clip.small_clip import (
-        TINY_TEST_CLIP_NAME,
-        SmallClipTrainConfig,
-        save_small_clip,
-        train_small_clip,
-    )
+    from cliphaze.clip.compact import save_small_clip
+    from cliphaze.clip.small_config import TINY_TEST_CLIP_NAME
+    from cliphaze.clip.small_train import SmallClipTrainConfig, train_small_clip
 
     g = torch.Generator().manual_seed(0)
     photos = list(F.interpolate(torch.rand(3, 3, 5, 7, generator=g), size=(50, 70), mode="bilinear", align_corners=False))
-    model, history = train_small_clip(photos, SmallClipTrainConfig(steps=2, crops_per_step=4, log_every=1, model_name=TINY_TEST_CLIP_NAME))
+    config = SmallClipTrainConfig(steps=2, crops_per_step=4, log_every=1, model_name=TINY_TEST_CLIP_NAME, recipe=recipe)
+    model, history = train_small_clip(photos, config)
     assert history["step"] == [0, 1] and len(history["token_loss"]) == 2 and np.isfinite(history["loss"]).all()
+    if recipe == "ranking":
+        assert len(history["rank_loss"]) == 2 and np.isfinite(history["regression_loss"]).all()
+    else:
+        assert "rank_loss" not in history
     path = save_small_clip(model, tmp_path / "m.pt", model_name=TINY_TEST_CLIP_NAME, card={"note": "test"})
+    payload = torch.load(path, weights_only=True)
+    assert payload["card"] == {"note": "test"} and payload["format"] == "cliphaze-compact-clip-v1"
     loaded = load_clip(str(path))
     x = torch.rand(1, 3, 32, 32, generator=g)
     with torch.no_grad():
@@ -150,8 +152,8 @@ def test_shipped_clip_beats_a_random_clip_on_density():
     random initialisation."""
     from skimage import data
 
+    from cliphaze.analysis.density_eval import make_eval_set
     from cliphaze.clip import HazeGuide, load_clip
-    from cliphaze.clip.evaluation import make_eval_set
     from cliphaze.io import to_tensor
 
     photos = [to_tensor(f()) for f in (data.astronaut, data.coffee, data.chelsea)]

@@ -6,6 +6,9 @@
   the Mamba path, full (global) attention and the fused block;
 - :mod:`cliphaze.analysis.ablation` - the ablation runner (tiny models trained with
   :func:`cliphaze.train.train`, several seeds, mean and spread);
+- :mod:`cliphaze.analysis.density_eval` - scores of haze-density maps against the true density,
+  per haze family (leave one family out), with the dark channel prior as the control
+  (``cliphaze clip evaluate``; lessons 01 and 02);
 - :mod:`cliphaze.analysis.figures` - CLIP prompt-pair scores of hazy and clear images, and the
   learned aggregation weights ``W_m`` of a trained model against the haze density.
 

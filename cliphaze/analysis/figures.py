@@ -88,8 +88,8 @@ def prompt_pair_scores(
     Returns:
         one :class:`PromptScores` per pair, in the order of ``pairs``.
     """
+    from cliphaze.analysis.density_eval import auroc
     from cliphaze.clip.density import hazy_probability, prompt_pair_embeddings
-    from cliphaze.clip.evaluation import auroc
 
     v_clear, v_hazy = _embed(clip, clear), _embed(clip, hazy)
     out = []
