@@ -106,8 +106,21 @@ def test_clear_photo_folder_is_not_a_paired_benchmark(tmp_path, capsys):
     assert "not a paired benchmark" in out and "found 4 images" in out
     assert "3 readable, 1 unreadable" in out and "bad.jpg" in out
     assert "SyntheticHazeDataset" in out
-    code, out = run_check(capsys, tmp_path / "missing")
-    assert code == 2 and "no such folder" in out
+    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    assert "cliphaze data check: error:" in capsys.readouterr().err
+    assert main(["data", "check", str(tmp_path / "photos" / "train" / "0.jpg")]) == 2
+    assert "0.jpg: is a file" in capsys.readouterr().err
+
+
+def test_symlinked_sub_folder_is_read(tmp_path, capsys):
+    """A folder assembled from links counts every image behind them (a link loop is read once)."""
+    for k in range(2):
+        write_rgb(tmp_path / "real" / f"{k}.jpg", scene_colour(k))
+    write_rgb(tmp_path / "photos" / "own.jpg", scene_colour(2))
+    (tmp_path / "photos" / "linked").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "photos", target_is_directory=True)
+    code, out = run_check(capsys, tmp_path / "photos")
+    assert code == 2 and "found 3 images" in out
 
 
 def test_real_sots_indoor_dev(shared_data, capsys):

@@ -120,13 +120,15 @@ def _not_a_benchmark(root: Path, reason: str, quick: bool) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run ``cliphaze data check``; prints a report and returns the exit status (0, 1 or 2)."""
+    from cliphaze.cli_types import UserError
     from cliphaze.data.layouts import LayoutError, PairingError, gt_crop_box, scan_benchmark
     from cliphaze.io import ImageReadError, read_image
 
     root = Path(args.path)
+    if root.is_file():
+        raise UserError(f"{root}: is a file; data check takes a dataset folder (e.g. the unpacked NH-HAZE)")
     if not root.is_dir():
-        print(f"{root}: no such folder")
-        return 2
+        raise UserError(f"{root}: no such folder")
     try:
         scan = scan_benchmark(root, args.layout)
     except LayoutError as err:

@@ -309,6 +309,9 @@ def list_images_recursive(folder: str | os.PathLike) -> list[Path]:
     """Image files anywhere under ``folder`` (suffixes of :data:`cliphaze.io.IMAGE_SUFFIXES`,
     case-insensitive; hidden files and folders skipped), sorted by path.
 
+    Symbolically linked sub-folders are followed (a dataset assembled from links is read whole);
+    a folder reached twice, e.g. through a link that points back up the tree, is read once.
+
     Args:
         folder: a folder.
 
@@ -316,7 +319,13 @@ def list_images_recursive(folder: str | os.PathLike) -> list[Path]:
         Paths of the image files (not read; :func:`cliphaze.io.read_image` reads them).
     """
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link loop or a second link to the same folder
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in filenames:
             if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("."):
