@@ -169,6 +169,24 @@ def test_compiled_float32_exponential_is_within_two_ulp():
     assert np.all(clamped > 0) and np.all(clamped < 2e-38), clamped
 
 
+@needs_numba
+def test_compiled_softplus_matches_torch_within_two_ulp():
+    """The compiled softplus (max(x, 0) + log1p(exp(-|x|))) against float64 softplus."""
+    x = torch.linspace(-40.0, 40.0, 400_001).reshape(1, 1, -1)
+    x = torch.cat([x, torch.tensor([[[0.0, -1e-30, 1e-30, 20.0, 20.5, -86.0]]])], dim=2)
+    got = compiled_module._SoftplusBias.apply(x.contiguous(), torch.zeros(1))
+    exact = torch.nn.functional.softplus(x.double())
+    rel = ((got.double() - exact).abs() / exact).max().item()
+    assert rel < 2 * torch.finfo(torch.float32).eps, f"max relative error {rel:.2e}"
+    # below x = -87 exp saturates at exp(-87) = 1.6e-38 (documented): a step size of 0 or 1e-38
+    tiny = compiled_module._SoftplusBias.apply(torch.tensor([[[-90.0, -200.0, -1e6]]]), torch.zeros(1))
+    assert ((tiny >= 0) & (tiny < 2e-38)).all(), tiny
+    grad = torch.autograd.gradcheck(lambda d, b: compiled_module._SoftplusBias.apply(d, b),
+                                    (torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True),
+                                     torch.randn(3, dtype=torch.float64, requires_grad=True)))
+    assert grad
+
+
 @pytest.mark.parametrize("chunk_len", [1, 8, 13, 65, 100])
 def test_chunked_chunk_length_does_not_change_result(chunk_len):
     inputs = make_inputs(b=1, d=4, l=65, n=3, seed=8)

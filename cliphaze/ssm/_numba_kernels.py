@@ -35,6 +35,10 @@ def _jit(**options):
     kernels compile on every first call of a process instead of loading from the cache.
     """
 
+    # error_model="numpy": IEEE division without a zero check (a check per element stops LLVM
+    # from vectorising the loop).
+    options.setdefault("error_model", "numpy")
+
     def decorate(fn):
         try:
             return njit(cache=True, **options)(fn)
@@ -115,12 +119,65 @@ def _expf_impl(z):
     return lambda z: math.exp(z)
 
 
+_SQRT2 = np.float32(1.4142135623730951)
+_LOG_POLY = tuple(np.float32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                                          -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                                          2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+
+
+def _log1pf(y):
+    """log(1 + y) for 0 <= y <= 1; float32 vectorisable (Cephes ``logf`` plus the rounding
+    correction ``(y - (u - 1)) / u`` of ``u = 1 + y``), float64 libm's log1p."""
+    return math.log1p(y)
+
+
+@overload(_log1pf, inline="always")
+def _log1pf_impl(y):
+    if isinstance(y, types.Float) and y.bitwidth == 32:
+        def impl(y):
+            u = np.float32(1.0) + y
+            corr = (y - (u - np.float32(1.0))) / u              # u's rounding error, / u
+            e = np.float32(u > _SQRT2)                           # u = 2^e (1 + f)
+            f = u * (np.float32(1.0) - np.float32(0.5) * e) - np.float32(1.0)   # exact
+            z = f * f
+            p = _fma32(_LOG_POLY[0], f, _LOG_POLY[1])
+            p = _fma32(p, f, _LOG_POLY[2])
+            p = _fma32(p, f, _LOG_POLY[3])
+            p = _fma32(p, f, _LOG_POLY[4])
+            p = _fma32(p, f, _LOG_POLY[5])
+            p = _fma32(p, f, _LOG_POLY[6])
+            p = _fma32(p, f, _LOG_POLY[7])
+            p = _fma32(p, f, _LOG_POLY[8])
+            r = _fma32(p * f, z, _fma32(e, -_NEG_LN2_LO, np.float32(-0.5) * z))
+            return _fma32(e, -_NEG_LN2_HI, f + r) + corr
+        return impl
+    return lambda y: math.log1p(y)
+
+
+@_jit()
+def softplus_bias(delta, bias, out):
+    """``out = softplus(delta + bias[:, None])`` for (b, d, l) ``delta`` and (d,) ``bias``, as
+    ``max(x, 0) + log1p(exp(-|x|))`` (the same function as PyTorch's softplus, to rounding).
+    Compiled without fastmath, so the rounding corrections of exp and log1p stay exact."""
+    nb, nd, nl = delta.shape
+    zero = np.zeros(1, delta.dtype)[0]
+    for b in range(nb):
+        for c in range(nd):
+            bc = bias[c]
+            row = delta[b, c]
+            o = out[b, c]
+            for t in range(nl):
+                x = row[t] + bc
+                o[t] = max(x, zero) + _log1pf(_expf(-abs(x)))
+
+
 # ----- forward ---------------------------------------------------------------------------------
 
 @_jit(fastmath=_FAST)
-def scan_forward(u, dt, A, Bt, Ct, hd, block, y, last, ckpt):
-    """Forward scan of every lane; writes ``y`` (b, d, l), ``last`` (b, d, n) and, when
-    ``ckpt`` (b, d, nblocks, n) has nblocks > 0, the state entering every ``block`` steps."""
+def scan_forward(u, dt, A, Bt, Ct, D, hd, block, y, last, ckpt):
+    """Forward scan of every lane; writes ``y = <C_t, h_t> + D u_t`` (b, d, l), ``last`` (b, d, n)
+    and, when ``ckpt`` (b, d, nblocks, n) has nblocks > 0, the state entering every ``block``
+    steps. ``D`` (d,) is all zeros when the caller adds ``D u`` itself."""
     nb, nd, nl = u.shape
     nn = A.shape[1]
     save = ckpt.shape[2] > 0
@@ -130,6 +187,7 @@ def scan_forward(u, dt, A, Bt, Ct, hd, block, y, last, ckpt):
         for c in range(nd):
             gi = c // hd
             a = A[c]
+            dc = D[c]
             for j in range(nn):
                 h[j] = zero
             for t0 in range(0, nl, block):
@@ -147,7 +205,7 @@ def scan_forward(u, dt, A, Bt, Ct, hd, block, y, last, ckpt):
                         hj = _expf(dtt * a[j]) * h[j] + x * bv[j]
                         h[j] = hj
                         acc += cv[j] * hj
-                    y[b, c, t] = acc
+                    y[b, c, t] = acc + dc * u[b, c, t]
             hl = last[b, c]
             for j in range(nn):
                 hl[j] = h[j]

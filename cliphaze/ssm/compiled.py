@@ -17,8 +17,11 @@ block: the forward keeps the state entering every ``block`` steps (``l / block``
 and the backward recomputes one block's states from it. Memory is linear in ``l`` and never holds
 a (b, d, n, l) tensor.
 
-``delta_bias``/softplus, ``+ D u`` and ``* silu(z)`` stay in PyTorch (:mod:`cliphaze.ssm._inputs`),
-so autograd differentiates them; the kernels see only the recurrence. Math is float32 (float64
+``softplus(delta + delta_bias)`` is a compiled element-wise pass too (PyTorch's CPU softplus is
+not vectorised and cost more than the scan itself at n = 8), with its derivative
+``sigmoid(delta + delta_bias)`` in PyTorch; ``+ D u`` is added inside the kernel at inference and
+by PyTorch when gradients are needed, and ``* silu(z)`` stays in PyTorch
+(:mod:`cliphaze.ssm._inputs`), so autograd differentiates it. Math is float32 (float64
 when an input is float64, so ``torch.autograd.gradcheck`` applies). numba is imported on the first
 compiled scan, never by ``import cliphaze``; its on-disk cache (``cache=True``) makes the first
 call of later processes load the machine code instead of compiling it (see README, section
@@ -81,18 +84,49 @@ def _transpose_bc(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(-1, -2).contiguous()
 
 
-def _forward(u, dt, A, Bt, Ct, block: int, save: bool):
-    """Run the forward kernel; returns y (b, d, l), last state (b, d, n), checkpoints."""
+def _forward(u, dt, A, Bt, Ct, block: int, save: bool, D=None):
+    """Run the forward kernel; returns y (b, d, l) (plus ``D u`` when D is given), last state
+    (b, d, n), checkpoints."""
     b, d, l = u.shape
     g, n = Bt.shape[1], Bt.shape[3]
     nblocks = math.ceil(l / block) if save else 0
     y = u.new_empty((b, d, l))
     last = u.new_empty((b, d, n))
     ckpt = u.new_empty((b, d, nblocks, n))
+    D = u.new_zeros(d) if D is None else D.to(u.dtype).contiguous()
     _kernels().scan_forward(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt),
-                            _as_numpy(Ct), d // g, block, _as_numpy(y), _as_numpy(last),
-                            _as_numpy(ckpt))
+                            _as_numpy(Ct), _as_numpy(D), d // g, block, _as_numpy(y),
+                            _as_numpy(last), _as_numpy(ckpt))
     return y, last, ckpt
+
+
+class _SoftplusBias(torch.autograd.Function):
+    """softplus(delta + bias[:, None]) with a compiled forward (PyTorch's softplus and log1p are
+    not vectorised on CPU and cost more than the scan itself at n = 8); backward
+    ``grad * sigmoid(delta + bias)``, the derivative of softplus."""
+
+    @staticmethod
+    def forward(ctx, delta, bias):
+        out = torch.empty_like(delta)
+        _kernels().softplus_bias(_as_numpy(delta), _as_numpy(bias), _as_numpy(out))
+        ctx.save_for_backward(delta, bias)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        delta, bias = ctx.saved_tensors
+        s = torch.sigmoid(delta + bias[:, None]).mul_(grad)
+        return s, s.sum(dim=(0, 2))
+
+
+def _effective_delta(delta, delta_bias, delta_softplus, dtype):
+    """``softplus(delta + delta_bias)`` (compiled) or ``delta + delta_bias`` (PyTorch); (b, d, l)."""
+    if not delta_softplus:
+        return prepare_delta(delta, delta_bias, False, dtype).contiguous()
+    d = delta.shape[1]
+    bias = delta_bias.to(dtype) if delta_bias is not None else delta.new_zeros(d, dtype=dtype)
+    return _SoftplusBias.apply(delta.to(dtype).contiguous(), bias.contiguous())
 
 
 class _CompiledScanCore(torch.autograd.Function):
@@ -168,16 +202,17 @@ def selective_scan_compiled(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         raise ValueError(f"block must be >= 1, got {block}")
     _kernels()
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
-    dt = prepare_delta(delta, delta_bias, delta_softplus, dtype).contiguous()
+    dt = _effective_delta(delta, delta_bias, delta_softplus, dtype)
     uu = u.to(dtype).contiguous()
     Ac = A.to(dtype).contiguous()
     Bg, Cg = as_grouped(B).to(dtype), as_grouped(C).to(dtype)
     block = min(block, shapes.l)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (uu, dt, Ac, Bg, Cg))
-    if needs_grad:
+    if needs_grad or (D is not None and D.requires_grad and torch.is_grad_enabled()):
         y, last_state = _CompiledScanCore.apply(uu, dt, Ac, Bg, Cg, block)
-    else:
+        out = finish_output(y, uu, D, z, u.dtype)
+    else:                                       # inference: + D u inside the kernel
         y, last_state, _ = _forward(uu, dt, Ac, _transpose_bc(Bg), _transpose_bc(Cg), block,
-                                    save=False)
-    out = finish_output(y, uu, D, z, u.dtype)
+                                    save=False, D=D)
+        out = finish_output(y, uu, None, z, u.dtype)
     return (out, last_state) if return_last_state else out
