@@ -99,14 +99,39 @@ def test_resize_density_any_resolution_and_validation():
     check_shape(resize_density(d[:1], 130, 7, batch=3), (3, 1, 130, 7), "grown and broadcast")
     const = torch.full((1, 1, 9, 9), 0.7)
     check(resize_density(const, 4, 5), torch.full((1, 1, 4, 5), 0.7), atol=1e-6, name="constant map")
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        resize_density(d * 255, 8, 8)
     with pytest.raises(ValueError, match=r"\(b, 1, H, W\)"):
         resize_density(torch.rand(2, 3, 8, 8), 8, 8)
     with pytest.raises(ValueError, match="batch"):
         resize_density(d, 8, 8, batch=3)
+
+
+def test_check_density_is_the_one_value_check():
+    """Values are checked once where the map enters (check_density), shapes wherever it is resized."""
+    from cliphaze.block import check_density
+
+    d = torch.rand(2, 1, 16, 12)
+    assert check_density(d, batch=2) is d and check_density(d[:1], batch=5) is not None
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_density(d * 255)
+    with pytest.raises(ValueError, match=r"\(b, 1, H, W\)"):
+        check_density(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="batch"):
+        check_density(d, batch=3)
     with pytest.raises(ValueError, match="NaN"):
-        resize_density(torch.full((1, 1, 2, 2), float("nan")), 8, 8)
+        check_density(torch.full((1, 1, 2, 2), float("nan")))
+
+
+def test_each_aggregation_declares_what_it_needs():
+    from cliphaze.block import AGGREGATION_KINDS, AGGREGATIONS, aggregation_needs
+
+    assert set(AGGREGATIONS) == set(AGGREGATION_KINDS)
+    assert {k: aggregation_needs(k) for k in AGGREGATION_KINDS} == {
+        "density": {"density"}, "semantic": {"tokens"}, "sum": set(), "static": set(), "attention": set(),
+        "mamba": set()}
+    for kind in AGGREGATION_KINDS:  # the instance says the same as its class
+        assert make_aggregation(kind, C, clip_dim=CLIP_DIM).needs == aggregation_needs(kind)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregation_needs("nope")
 
 
 @pytest.mark.parametrize("kind", ["density", "semantic"])

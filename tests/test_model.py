@@ -43,7 +43,7 @@ def guided_model() -> CLIPHaze:
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (37, 23), (64, 64), (70, 33)])
 def test_any_size_keeps_shape(size):
     torch.manual_seed(0)
-    net = CLIPHazeNet(get_preset("tiny", guidance="none")).eval()
+    net = CLIPHazeNet(get_preset("tiny", aggregation="static")).eval()
     _randomise_head(net)
     x = torch.rand(2, 3, *size)
     with torch.no_grad():
@@ -62,14 +62,14 @@ def test_guided_model_any_size(guided_model, size):
 
 def test_untrained_network_is_identity():
     """Zero-initialised head: J = 0 * I - 0 + I (soft reconstruction starts as the identity)."""
-    net = CLIPHazeNet(get_preset("tiny", guidance="none"))
+    net = CLIPHazeNet(get_preset("tiny", aggregation="static"))
     x = torch.rand(1, 3, 24, 20)
     check(net(x), x, rtol=0, atol=0, name="untrained output")
 
 
 def test_padding_does_not_leak_between_images():
     """Batch items are independent (padding and guidance are per image)."""
-    net = CLIPHazeNet(get_preset("tiny", guidance="none")).eval()
+    net = CLIPHazeNet(get_preset("tiny", aggregation="static")).eval()
     _randomise_head(net)
     a, b = torch.rand(1, 3, 30, 26), torch.rand(1, 3, 30, 26)
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_missing_guidance_is_an_error():
 
 
 def test_semantic_guidance_runs():
-    model = build_model(get_preset("tiny", guidance="semantic"), guide=TEST_GUIDE)
+    model = build_model(get_preset("tiny", aggregation="semantic"), guide=TEST_GUIDE)
     assert model.config.clip_dim == model.guide.clip.embed_dim
     out = model.dehaze(torch.rand(3, 20, 28))
     assert out.shape == (3, 20, 28)
@@ -223,3 +223,78 @@ def test_shipped_model_beats_hazy_input(repo_root):
         gains.append(float(psnr(out, gt) - psnr(hazy, gt)))
     mean_gain = sum(gains) / len(gains)
     assert mean_gain > 2.0, f"shipped model improves PSNR by only {mean_gain:.2f} dB on average ({gains})"
+
+
+# ---------------------------------------------------------------------------------- guidance as a value
+def test_guidance_is_a_typed_value_with_only_what_the_network_needs():
+    from cliphaze.block import Guidance
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 20, 24)
+    density_model = build_model("tiny", guide=TEST_GUIDE).eval()
+    g = density_model.guidance(x)
+    assert isinstance(g, Guidance) and g.provides == {"density"} and g.density.shape == (2, 1, 20, 24)
+    semantic_model = build_model(get_preset("tiny", aggregation="semantic"), guide=TEST_GUIDE).eval()
+    gs = semantic_model.guidance(x)
+    assert gs.provides == {"tokens"} and gs.tokens.shape[0] == 2
+    unguided = build_model(get_preset("tiny", aggregation="sum"), guide=TEST_GUIDE)
+    assert unguided.guide is None and unguided.guidance(x).provides == frozenset()
+    _randomise_head(density_model.net)
+    with torch.no_grad():  # the three ways to hand it over agree; the old dict form still reads
+        a = density_model.net(x, guidance=g)
+        check(density_model.net(x, density=g.density), a, rtol=0, atol=0, name="density= vs guidance=")
+        check(density_model.net(x, **g), a, rtol=0, atol=0, name="**guidance (mapping view)")
+        check(density_model(x), a, rtol=0, atol=0, name="CLIPHaze computes the same guidance")
+    assert g["density"] is g.density and dict(g)["tokens"] is None
+    with pytest.raises(ValueError, match="not both"):
+        density_model.net(x, density=g.density, guidance=g)
+    with pytest.raises(ValueError, match=r"aggregation 'semantic'.*CLIP image tokens"):
+        semantic_model.net(x, guidance=g)  # a density map is not what it reads
+
+
+def test_density_is_validated_once_where_it_enters(monkeypatch):
+    import cliphaze.model.network as network
+
+    calls = []
+    original = network.check_density
+    monkeypatch.setattr(network, "check_density", lambda d, batch=None: calls.append(d.shape) or original(d, batch))
+    net = CLIPHazeNet(get_preset("small", depths=(1, 1, 1, 1, 1))).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        net(x, density=torch.rand(2, 1, 16, 16))
+    assert calls == [(2, 1, 16, 16)]  # once per forward, although five blocks read it
+    for bad, what in ((torch.rand(2, 1, 16, 16) * 255, r"\[0, 1\]"), (torch.rand(3, 1, 16, 16), "batch"),
+                      (torch.full((2, 1, 16, 16), float("nan")), "NaN"), (torch.rand(2, 2, 16, 16), r"\(b, 1, H, W\)")):
+        with pytest.raises(ValueError, match=what):
+            net(x, density=bad)
+
+
+def test_configs_name_the_aggregation_and_old_ones_still_load():
+    from cliphaze.train import TrainConfig
+
+    old = {**get_preset("tiny").to_dict()}
+    old.pop("aggregation")
+    for guidance, unguided, kind in (("density", "static", "density"), ("semantic", "static", "semantic"),
+                                     ("none", "sum", "sum"), ("none", "static", "static")):
+        cfg = NetworkConfig.from_dict({**old, "guidance": guidance, "unguided_aggregation": unguided})
+        assert cfg.aggregation == kind
+    assert get_preset("tiny", guidance="none").aggregation == "static"  # old keyword, old meaning
+    assert get_preset("tiny", aggregation="mamba").needs == frozenset()
+    assert "guidance" not in get_preset("tiny").to_dict()
+    with pytest.raises(ValueError, match="contradicts"):
+        get_preset("tiny", guidance="density", aggregation="sum")
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        get_preset("tiny", aggregation="nope")
+    assert TrainConfig.from_dict({"guidance": "none"}).aggregation == "static"
+    assert TrainConfig.from_dict({"guidance": "semantic"}).aggregation == "semantic"
+
+
+def test_shipped_checkpoint_keeps_its_parameter_names_and_shapes():
+    from cliphaze.model import default_model_path
+
+    payload = load_checkpoint(default_model_path())
+    cfg = NetworkConfig.from_dict(payload["network"])
+    assert cfg.aggregation == "density"
+    net = CLIPHazeNet(cfg)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in payload["state_dict"].items()} == expected

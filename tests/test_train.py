@@ -227,14 +227,14 @@ def test_weight_decay_groups_exempt_marked_parameters():
 def test_train_accepts_a_network_config_or_a_model(photo_folder, tmp_path):
     from cliphaze.model import build_model, get_preset
 
-    net_cfg = get_preset("tiny", guidance="none", unguided_aggregation="sum", directions=2)
-    r = train(_config(photo_folder, tmp_path / "cfg", steps=2, guidance="none"), network=net_cfg, progress=False,
+    net_cfg = get_preset("tiny", aggregation="sum", directions=2)
+    r = train(_config(photo_folder, tmp_path / "cfg", steps=2, aggregation="sum"), network=net_cfg, progress=False,
               log=lambda m: None)
     assert r["model"].net.config == net_cfg and r["model"].guide is None
     torch.manual_seed(0)
     model = build_model(net_cfg, guide=None)
     before = _params(model)
-    r2 = train(_config(photo_folder, tmp_path / "model", steps=2, guidance="none"), network=model, progress=False,
+    r2 = train(_config(photo_folder, tmp_path / "model", steps=2, aggregation="sum"), network=model, progress=False,
                log=lambda m: None)
     assert r2["model"] is model
     assert any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())  # it trained
@@ -350,7 +350,7 @@ def test_nan_validation_stops_and_names_the_real_last_good_checkpoint(photo_fold
     out = tmp_path / "nanval"
     with pytest.raises(TrainingDiverged, match=r"validation PSNR is nan at step 4.*last\.pt at step 2; "
                                                r"best\.pt is from step 2"):
-        train(_config(photo_folder, out, guidance="none"), datasets=(ds, PoisonedValidation([(hazy, clear)])),
+        train(_config(photo_folder, out, aggregation="static"), datasets=(ds, PoisonedValidation([(hazy, clear)])),
               progress=False, log=lambda m: None)
     assert load_checkpoint(out / "last.pt")["train"]["step"] == 2
     assert load_checkpoint(out / "best.pt")["meta"]["step"] == 2
@@ -443,3 +443,10 @@ def test_two_gloo_processes_match_one_process_and_resume_exactly(photo_folder, t
         assert torch.allclose(v, ref, rtol=1e-4, atol=1e-6), f"{k}: max |diff| {(v - ref).abs().max():.3g}"
     assert ddp["train"]["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=1e-5)
     assert not list((tmp_path / "ddp").glob(".*.tmp"))
+
+
+def test_cli_aggregation_choices_are_the_library_kinds():
+    from cliphaze.block import AGGREGATION_KINDS
+    from cliphaze.train.cli import FLAG_CHOICES
+
+    assert FLAG_CHOICES["aggregation"] == AGGREGATION_KINDS

@@ -6,7 +6,7 @@ aggregation, four scan directions, the shipped learned prompts):
 ==================  ===========  ====================================================================
 variant             group        change
 ==================  ===========  ====================================================================
-``density``         reference    none (the full model, ``guidance="density"``)
+``density``         reference    none (the full model, ``aggregation="density"``)
 ``semantic``        aggregation  semantic-aware aggregation (CLIP image tokens instead of the map)
 ``static``          aggregation  no CLIP; learned per-channel weights, the same at every pixel
 ``sum``             aggregation  no CLIP; fixed ``0.5 F_attn + 0.5 F_mamba``
@@ -83,23 +83,23 @@ class AblationVariant:
 
 
 VARIANTS: dict[str, AblationVariant] = {v.name: v for v in (
-    AblationVariant("density", "reference", {"guidance": "density"}, "learned",
+    AblationVariant("density", "reference", {"aggregation": "density"}, "learned",
                     "density-aware aggregation, 4 directions, learned prompts (the full model)"),
-    AblationVariant("semantic", "aggregation", {"guidance": "semantic"}, "learned",
+    AblationVariant("semantic", "aggregation", {"aggregation": "semantic"}, "learned",
                     "semantic-aware aggregation (CLIP tokens)"),
-    AblationVariant("static", "aggregation", {"guidance": "none", "unguided_aggregation": "static"}, "learned",
+    AblationVariant("static", "aggregation", {"aggregation": "static"}, "learned",
                     "no CLIP: learned per-channel weights"),
-    AblationVariant("sum", "aggregation", {"guidance": "none", "unguided_aggregation": "sum"}, "learned",
+    AblationVariant("sum", "aggregation", {"aggregation": "sum"}, "learned",
                     "no CLIP: fixed 0.5/0.5 sum"),
-    AblationVariant("attention-only", "aggregation", {"guidance": "none", "unguided_aggregation": "attention"},
+    AblationVariant("attention-only", "aggregation", {"aggregation": "attention"},
                     "learned", "no CLIP: window attention only"),
-    AblationVariant("mamba-only", "aggregation", {"guidance": "none", "unguided_aggregation": "mamba"}, "learned",
+    AblationVariant("mamba-only", "aggregation", {"aggregation": "mamba"}, "learned",
                     "no CLIP: SS2D only"),
-    AblationVariant("k=1", "directions", {"guidance": "density", "directions": 1}, "learned",
+    AblationVariant("k=1", "directions", {"aggregation": "density", "directions": 1}, "learned",
                     "density-aware, 1 scan direction"),
-    AblationVariant("k=2", "directions", {"guidance": "density", "directions": 2}, "learned",
+    AblationVariant("k=2", "directions", {"aggregation": "density", "directions": 2}, "learned",
                     "density-aware, 2 scan directions"),
-    AblationVariant("hand-prompts", "prompts", {"guidance": "density"}, "hand",
+    AblationVariant("hand-prompts", "prompts", {"aggregation": "density"}, "hand",
                     "density-aware, hand-written prompt pair"),
 )}
 
@@ -451,14 +451,14 @@ def run_ablation(
             for variant_name in config.variants:
                 variant, net_cfg = VARIANTS[variant_name], nets[variant_name]
                 guide = config.guide
-                if variant.prompts == "hand" and net_cfg.guidance != "none":
+                if variant.prompts == "hand" and net_cfg.guided:
                     if hand_file is None:
                         hand_file = hand_prompt_file(work_dir / "hand_prompts.pt", _guide_backbone(config.guide))
                     guide = f"{config.guide}@{hand_file}"
                 train_set = SyntheticHazeDataset(data.train_files, crop=config.crop, kind=config.haze_kind, seed=seed,
                                                  validate=False)
                 run_dir = work_dir / f"{variant_name}_seed{seed}".replace("=", "")
-                tc = TrainConfig(preset=config.preset, guidance=net_cfg.guidance, guide=guide, prompts="shipped",
+                tc = TrainConfig(preset=config.preset, aggregation=net_cfg.aggregation, guide=guide, prompts="shipped",
                                  crop=config.crop, batch_size=config.batch_size, steps=config.steps, lr=config.lr,
                                  warmup_steps=min(config.warmup_steps, config.steps), val_every=config.steps,
                                  log_every=max(1, config.steps // 10), seed=seed, device=config.device,

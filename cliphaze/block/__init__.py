@@ -3,6 +3,7 @@
 Lesson: ``notebooks/04_trambada_block.ipynb``.
 
 - :class:`WindowAttention` - Swin-style (shifted) window self-attention for any h, w;
+- :class:`Guidance` - what the CLIP guide hands the blocks, and :func:`check_density`;
 - :func:`make_aggregation` and the aggregation modules (density-aware, semantic-aware and the
   ablation baselines sum / static / attention-only / Mamba-only);
 - :class:`TrambaDA` - the block;
@@ -11,12 +12,14 @@ Lesson: ``notebooks/04_trambada_block.ipynb``.
 
 from cliphaze.block.aggregation import (
     AGGREGATION_KINDS,
+    AGGREGATIONS,
     Aggregation,
     DensityAwareAggregation,
     FixedSumAggregation,
     SemanticAwareAggregation,
     SinglePathAggregation,
     StaticAggregation,
+    aggregation_needs,
     make_aggregation,
     pair_softmax,
     resize_density,
@@ -28,6 +31,7 @@ from cliphaze.block.cost import (
     parameter_breakdown,
     scan_flops,
 )
+from cliphaze.block.guidance import GUIDANCE_INPUTS, Guidance, check_density
 from cliphaze.block.trambada import FFN_KINDS, MLP, GatedDepthwiseFFN, TrambaDA
 from cliphaze.block.window_attention import (
     WindowAttention,
@@ -40,15 +44,20 @@ from cliphaze.block.window_attention import (
 
 __all__ = [
     "AGGREGATION_KINDS",
+    "AGGREGATIONS",
     "Aggregation",
     "DensityAwareAggregation",
     "FixedSumAggregation",
     "SemanticAwareAggregation",
     "SinglePathAggregation",
     "StaticAggregation",
+    "aggregation_needs",
     "make_aggregation",
     "pair_softmax",
     "resize_density",
+    "GUIDANCE_INPUTS",
+    "Guidance",
+    "check_density",
     "FlopReport",
     "count_flops",
     "count_parameters",

@@ -6,17 +6,21 @@ Every aggregation fuses the two paths of a TrambaDA block per pixel and per chan
 
 and differs only in where ``(W_a, W_m)`` come from:
 
-==============  ===================================================================  ==========
-kind            weights                                                              guidance
-==============  ===================================================================  ==========
-``density``     density map ``M`` -> 1x1 conv to 2C -> split -> pairwise softmax     ``density``
-``semantic``    bidirectional cross-attention(features, CLIP tokens) -> concat ->    ``tokens``
+==============  ===================================================================  ===============
+kind            weights                                                              ``needs``
+==============  ===================================================================  ===============
+``density``     density map ``M`` -> 1x1 conv to 2C -> split -> pairwise softmax     ``{"density"}``
+``semantic``    bidirectional cross-attention(features, CLIP tokens) -> concat ->    ``{"tokens"}``
                 two depthwise convs -> 1x1 conv to 2C -> split -> pairwise softmax
-``sum``         fixed 0.5 / 0.5                                                      none
-``static``      learned per-channel logits, pairwise softmax (same at every pixel)  none
-``attention``   ``W_a = 1`` (the Mamba path is not built)                            none
-``mamba``       ``W_m = 1`` (the attention path is not built)                        none
-==============  ===================================================================  ==========
+``sum``         fixed 0.5 / 0.5                                                      nothing
+``static``      learned per-channel logits, pairwise softmax (same at every pixel)  nothing
+``attention``   ``W_a = 1`` (the Mamba path is not built)                            nothing
+``mamba``       ``W_m = 1`` (the attention path is not built)                        nothing
+==============  ===================================================================  ===============
+
+``needs`` is a class attribute: the one place that says which guidance (fields of
+:class:`cliphaze.block.guidance.Guidance`) an aggregation reads. :func:`aggregation_needs` looks it
+up by kind, so the network, the model and the training loop ask the guide for exactly that.
 
 *Normalisation.* The paper says the weights come from a channel split of a 2C-channel
 projection; it does not give the normalisation. We use a softmax over the pair
@@ -61,12 +65,14 @@ from cliphaze.shapes import check_shape
 
 __all__ = [
     "AGGREGATION_KINDS",
+    "AGGREGATIONS",
     "Aggregation",
     "DensityAwareAggregation",
     "SemanticAwareAggregation",
     "FixedSumAggregation",
     "StaticAggregation",
     "SinglePathAggregation",
+    "aggregation_needs",
     "make_aggregation",
     "resize_density",
     "pair_softmax",
@@ -80,7 +86,9 @@ def resize_density(density: torch.Tensor, h: int, w: int, batch: int | None = No
     """Bring a haze-density map to a block's resolution.
 
     Bilinear interpolation (``align_corners=False``), anti-aliased when shrinking so that a
-    high-resolution map is averaged rather than sampled.
+    high-resolution map is averaged rather than sampled. Only the shape is checked here (it costs
+    nothing); the values are checked once where the map enters the network
+    (:func:`cliphaze.block.guidance.check_density`), not again in every block.
 
     Args:
         density: ``(b, 1, H, W)`` (or ``(1, 1, H, W)``, broadcast over the batch) in [0, 1].
@@ -91,18 +99,12 @@ def resize_density(density: torch.Tensor, h: int, w: int, batch: int | None = No
         ``(b, 1, h, w)`` float map in [0, 1].
 
     Raises:
-        ValueError: wrong rank or channel count, a batch that does not match, values outside
-            [0, 1] (e.g. a 0-255 map), or non-finite values.
+        ValueError: wrong rank or channel count, or a batch that does not match.
     """
     if density.ndim != 4 or density.shape[1] != 1:
         raise ValueError(f"density must be (b, 1, H, W), got shape {tuple(density.shape)}")
     if batch is not None and density.shape[0] not in (1, batch):
         raise ValueError(f"density has batch {density.shape[0]}, features have batch {batch}")
-    if not torch.isfinite(density).all():
-        raise ValueError("density contains NaN or inf")
-    lo, hi = float(density.min()), float(density.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise ValueError(f"density must lie in [0, 1] (1 - transmission), got values in [{lo:.3g}, {hi:.3g}]")
     density = density.float()
     if tuple(density.shape[-2:]) != (h, w):
         shrinking = density.shape[-2] > h or density.shape[-1] > w
@@ -135,8 +137,8 @@ class Aggregation(nn.Module):
     """Common interface of every aggregation (see the module docstring).
 
     Subclasses set ``uses_attention`` / ``uses_mamba`` (the block builds only the paths an
-    aggregation reads) and ``guidance`` (``"density"``, ``"tokens"`` or ``None``), and implement
-    :meth:`weights`.
+    aggregation reads) and ``needs`` (the :class:`~cliphaze.block.guidance.Guidance` fields it
+    reads: ``{"density"}``, ``{"tokens"}`` or nothing), and implement :meth:`weights`.
 
     Forward:
         f_attn: ``(b, c, h, w)`` attention-path features (``None`` if ``uses_attention`` is False).
@@ -152,7 +154,7 @@ class Aggregation(nn.Module):
 
     uses_attention: bool = True
     uses_mamba: bool = True
-    guidance: str | None = None
+    needs: frozenset[str] = frozenset()
 
     def __init__(self, dim: int):
         super().__init__()
@@ -250,7 +252,7 @@ class DensityAwareAggregation(Aggregation):
         on_missing: ``"equal"`` (0.5 / 0.5 without a density map) or ``"raise"``.
     """
 
-    guidance = "density"
+    needs = frozenset({"density"})
 
     def __init__(self, dim: int, on_missing: str = "equal"):
         super().__init__(dim)
@@ -283,7 +285,7 @@ class SemanticAwareAggregation(Aggregation):
         on_missing: ``"equal"`` (0.5 / 0.5 without tokens) or ``"raise"``.
     """
 
-    guidance = "tokens"
+    needs = frozenset({"tokens"})
 
     def __init__(self, dim: int, clip_dim: int, on_missing: str = "equal"):
         super().__init__(dim)
@@ -338,6 +340,24 @@ class SemanticAwareAggregation(Aggregation):
             raise ValueError("SemanticAwareAggregation needs the block features (b, c, h, w)")
         check_shape(features, tuple(like.shape), "features")
         return pair_softmax(self.proj(self.semantic_embedding(features, tokens.to(like.device))))
+
+
+#: Aggregation class of each kind of :data:`AGGREGATION_KINDS`.
+AGGREGATIONS: dict[str, type[Aggregation]] = {
+    "density": DensityAwareAggregation, "semantic": SemanticAwareAggregation, "sum": FixedSumAggregation,
+    "static": StaticAggregation, "attention": SinglePathAggregation, "mamba": SinglePathAggregation,
+}
+
+
+def aggregation_needs(kind: str) -> frozenset[str]:
+    """The guidance an aggregation kind reads (its class's ``needs``; empty for the baselines).
+
+    Raises:
+        ValueError: unknown kind (the message lists the known ones).
+    """
+    if kind not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {kind!r}; choose one of {AGGREGATION_KINDS}")
+    return AGGREGATIONS[kind].needs
 
 
 def make_aggregation(kind: str, dim: int, clip_dim: int | None = None, on_missing: str = "equal") -> Aggregation:

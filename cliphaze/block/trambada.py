@@ -96,7 +96,7 @@ class TrambaDA(nn.Module):
             ``"semantic"``, ``"sum"``, ``"static"``, ``"attention"``, ``"mamba"``) or an
             :class:`~cliphaze.block.aggregation.Aggregation` instance.
         d_state, ssm_ratio, directions: SS2D's state size ``n``, expansion ``d / c`` and scan
-            directions ``k``.
+            directions ``k`` (None: :class:`cliphaze.ssm.SS2D`'s own defaults, kept there only).
         mlp_ratio: hidden width of the feed-forward, ``int(mlp_ratio * c)``.
         clip_dim: width ``e`` of CLIP image tokens (required by ``"semantic"``).
         ffn: ``"gdfn"`` (default) or ``"mlp"``.
@@ -125,9 +125,9 @@ class TrambaDA(nn.Module):
         window_size: int = 8,
         shift: bool = False,
         aggregation: str | Aggregation = "density",
-        d_state: int = 16,
-        ssm_ratio: float = 2.0,
-        directions: int = 4,
+        d_state: int | None = None,
+        ssm_ratio: float | None = None,
+        directions: int | None = None,
         mlp_ratio: float = 2.0,
         clip_dim: int | None = None,
         ffn: str = "gdfn",
@@ -162,8 +162,9 @@ class TrambaDA(nn.Module):
         if aggregation.uses_mamba:
             from cliphaze.ssm import SS2D  # the scan package is only needed when the path exists
 
-            self.mamba = SS2D(dim, d_state=d_state, ssm_ratio=ssm_ratio, d_conv=d_conv,
-                              directions=directions, backend=ssm_backend)
+            given = {"d_state": d_state, "ssm_ratio": ssm_ratio, "directions": directions}
+            self.mamba = SS2D(dim, d_conv=d_conv, backend=ssm_backend,
+                              **{k: v for k, v in given.items() if v is not None})
         else:
             self.mamba = None
         self.norm2 = nn.LayerNorm(dim)

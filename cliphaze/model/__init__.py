@@ -42,11 +42,11 @@ from cliphaze.model.network import (
     soft_reconstruction,
 )
 from cliphaze.model.presets import (
-    GUIDANCE_MODES,
     PRESETS,
     NetworkConfig,
     describe_presets,
     get_preset,
+    legacy_network_fields,
     preset_cost,
 )
 
@@ -55,5 +55,5 @@ __all__ = [
     "SHIPPED_GUIDE", "TEST_GUIDE", "GuideMismatchWarning", "build_guide", "check_guide", "guide_fingerprint",
     "SHIPPED_MODELS", "CLIPHaze", "blend_weights", "build_model", "default_model_path", "load_model", "tile_ends", "tile_starts",
     "CLIPHazeNet", "density_pyramid", "pad_to_multiple", "soft_reconstruction",
-    "GUIDANCE_MODES", "PRESETS", "NetworkConfig", "describe_presets", "get_preset", "preset_cost",
+    "PRESETS", "NetworkConfig", "describe_presets", "get_preset", "legacy_network_fields", "preset_cost",
 ]

@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cliphaze.block.guidance import Guidance
 from cliphaze.model.checkpoint import load_checkpoint
 from cliphaze.model.guide import build_guide, check_guide
 from cliphaze.model.network import CLIPHazeNet
@@ -134,7 +135,7 @@ class CLIPHaze(nn.Module):
     Args:
         net: the network.
         guide: a :class:`cliphaze.clip.HazeGuide` (or anything with ``.density(x, size)`` and
-            ``.tokens(x)``), or None for a network with ``guidance="none"``.
+            ``.tokens(x)``), or None for a network whose aggregation needs no guidance.
         guide_spec: the guide's name (recorded in checkpoints).
         guide_side: the guide sees the image shrunk to at most this long side (module docstring).
 
@@ -144,8 +145,9 @@ class CLIPHaze(nn.Module):
 
     def __init__(self, net: CLIPHazeNet, guide=None, guide_spec: str | None = None, guide_side: int = 256):
         super().__init__()
-        if net.guidance != "none" and guide is None:
-            raise ValueError(f"a network with guidance={net.guidance!r} needs a CLIP guide")
+        if net.needs and guide is None:
+            raise ValueError(f"a network with aggregation={net.config.aggregation!r} reads "
+                             f"{', '.join(sorted(net.needs))} from a CLIP guide; give one")
         self.net = net
         object.__setattr__(self, "guide", guide)  # not a sub-module: frozen, saved separately
         self.guide_spec = guide_spec if guide is not None else None
@@ -162,28 +164,32 @@ class CLIPHaze(nn.Module):
 
     # ------------------------------------------------------------------------------ guidance
     @torch.no_grad()
-    def guidance(self, hazy: torch.Tensor) -> dict:
-        """CLIP guidance for a batch, computed once per image.
+    def guidance(self, hazy: torch.Tensor) -> Guidance:
+        """CLIP guidance for a batch, computed once per image: only what the network needs.
 
         Args:
             hazy: ``(b, 3, h, w)`` in [0, 1].
 
         Returns:
-            ``{"density": (b, 1, h, w) or None, "tokens": (b, t, e) or None}`` on ``hazy``'s device.
+            :class:`~cliphaze.block.Guidance` with ``density`` ``(b, 1, h, w)`` and/or ``tokens``
+            ``(b, t, e)`` (as :attr:`CLIPHazeNet.needs` asks) on ``hazy``'s device; it also
+            reads as the dict ``{"density": ..., "tokens": ...}``.
         """
-        mode = self.net.guidance
-        if mode == "none":
-            return {"density": None, "tokens": None}
+        needs = self.net.needs
+        if not needs:
+            return Guidance()
         h, w = hazy.shape[-2:]
         small = hazy
         if max(h, w) > self.guide_side:
             s = self.guide_side / max(h, w)
             small = F.interpolate(hazy, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
                                   align_corners=False, antialias=True).clamp(0, 1)
-        if mode == "density":
+        density = tokens = None
+        if "density" in needs:
             density = self.guide.density(small, size=(h, w)).to(hazy.device, torch.float32)
-            return {"density": density, "tokens": None}
-        return {"density": None, "tokens": self.guide.tokens(small).to(hazy.device, torch.float32)}
+        if "tokens" in needs:
+            tokens = self.guide.tokens(small).to(hazy.device, torch.float32)
+        return Guidance(density=density, tokens=tokens)
 
     def forward(self, hazy: torch.Tensor, density: torch.Tensor | None = None,
                 tokens: torch.Tensor | None = None) -> torch.Tensor:
@@ -197,8 +203,7 @@ class CLIPHaze(nn.Module):
             ``(b, 3, h, w)`` restored images (not clamped).
         """
         if density is None and tokens is None:
-            g = self.guidance(hazy)
-            density, tokens = g["density"], g["tokens"]
+            return self.net(hazy, guidance=self.guidance(hazy))
         return self.net(hazy, density=density, tokens=tokens)
 
     # ------------------------------------------------------------------------------ images
@@ -234,7 +239,7 @@ class CLIPHaze(nn.Module):
             use_amp = dev.type == "cuda"
             if tile == 0 or (tile >= h and tile >= w):
                 with torch.autocast(dev.type, enabled=use_amp):
-                    out = self.net(x, **g).float()
+                    out = self.net(x, guidance=g).float()
             else:
                 out = self._tiled(x, g, tile, overlap, use_amp)
             bad = int((~torch.isfinite(out)).sum())
@@ -244,13 +249,13 @@ class CLIPHaze(nn.Module):
                     "is broken (e.g. its training diverged): use another model; nothing was written")
             out = out.clamp_(0, 1)[0].to(out_device)
             if return_density:
-                dens = g["density"][0].to(out_device) if g["density"] is not None else None
+                dens = g.density[0].to(out_device) if g.density is not None else None
                 return out, dens
             return out
         finally:
             self.net.train(was_training)
 
-    def _tiled(self, x: torch.Tensor, g: dict, tile: int, overlap: int, use_amp: bool) -> torch.Tensor:
+    def _tiled(self, x: torch.Tensor, g: Guidance, tile: int, overlap: int, use_amp: bool) -> torch.Tensor:
         """Blend the network's outputs on overlapping tiles (module docstring equation)."""
         if tile <= overlap:
             raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
@@ -263,9 +268,9 @@ class CLIPHaze(nn.Module):
             wy = blend_weights(y1 - y0, overlap, y0 == 0, y1 == h).to(x.device)
             for x0, x1 in zip(xs, tile_ends(xs, w, tile)):
                 wx = blend_weights(x1 - x0, overlap, x0 == 0, x1 == w).to(x.device)
-                dens = g["density"][..., y0:y1, x0:x1] if g["density"] is not None else None
+                dens = g.density[..., y0:y1, x0:x1] if g.density is not None else None
                 with torch.autocast(x.device.type, enabled=use_amp):
-                    part = self.net(x[..., y0:y1, x0:x1], density=dens, tokens=g["tokens"]).float()
+                    part = self.net(x[..., y0:y1, x0:x1], guidance=Guidance(dens, g.tokens)).float()
                 wt = (wy[:, None] * wx[None, :])[None, None]
                 acc[..., y0:y1, x0:x1] += part * wt
                 weight[..., y0:y1, x0:x1] += wt
@@ -311,10 +316,10 @@ class CLIPHaze(nn.Module):
         return (result, dens) if return_density else result
 
     def describe(self) -> str:
-        """One line: preset widths, parameters, guidance and guide."""
+        """One line: preset widths, parameters, aggregation and guide."""
         n = sum(p.numel() for p in self.net.parameters())
         c = self.config
-        return (f"CLIPHaze network dims={c.dims} depths={c.depths} params={n:,} guidance={c.guidance} "
+        return (f"CLIPHaze network dims={c.dims} depths={c.depths} params={n:,} aggregation={c.aggregation} "
                 f"guide={self.guide_spec or 'none'}")
 
 
@@ -324,8 +329,8 @@ def build_model(config: NetworkConfig | str = "tiny", guide: str | None = "haze-
 
     Args:
         config: preset name or :class:`NetworkConfig`.
-        guide: guide spec (:mod:`cliphaze.model.guide`); ignored (no guide) when the config says
-            ``guidance="none"``.
+        guide: guide spec (:mod:`cliphaze.model.guide`); ignored (no guide) when the config's
+            aggregation needs no guidance (``config.needs`` is empty).
         device: where the network and the guide run.
         guide_side: see :class:`CLIPHaze`.
 
@@ -335,10 +340,10 @@ def build_model(config: NetworkConfig | str = "tiny", guide: str | None = "haze-
     from cliphaze.model.presets import get_preset
 
     cfg = get_preset(config) if isinstance(config, str) else config
-    g = None if cfg.guidance == "none" else build_guide(guide, device=device)
-    if cfg.guidance != "none" and g is None:
-        raise ValueError(f"guidance={cfg.guidance!r} needs a guide (got guide={guide!r})")
-    if cfg.guidance == "semantic" and cfg.clip_dim is None:
+    g = build_guide(guide, device=device) if cfg.needs else None
+    if cfg.needs and g is None:
+        raise ValueError(f"aggregation={cfg.aggregation!r} needs a CLIP guide (got guide={guide!r})")
+    if "tokens" in cfg.needs and cfg.clip_dim is None:
         cfg = cfg.with_(clip_dim=int(g.clip.embed_dim))
     net = CLIPHazeNet(cfg).to(device)
     return CLIPHaze(net, g, guide_spec=guide if g is not None else None, guide_side=guide_side)

@@ -3,6 +3,7 @@
 Data flow for a hazy image ``I`` ``(b, 3, h, w)`` (``c0, c1, c2`` = ``config.dims``)::
 
     guidance  M = guide.density(I) (b, 1, h, w)  or  T = guide.tokens(I) (b, t, e)   once per image
+              (a cliphaze.block.Guidance; which of the two follows from config.needs)
     stem      x0 = Conv3x3(I)                                   (b, c0, h, w)
     encoder   e0 = Blocks_0(x0)                                 (b, c0, h, w)
               e1 = Blocks_1(Down(e0))                           (b, c1, h/2, w/2)
@@ -15,8 +16,9 @@ Data flow for a hazy image ``I`` ``(b, 3, h, w)`` (``c0, c1, c2`` = ``config.dim
 ``Down`` is a strided 2x2 convolution (DehazeFormer's patch embedding), ``Up`` a 1x1 convolution
 to 4x the channels followed by PixelShuffle(2), ``Fuse`` concatenates the skip connection and
 mixes with a 1x1 convolution (Restormer's choice; DehazeFormer's SK-fusion is an alternative).
-Every TrambaDA block receives the same guidance: the density map is resized to each level's
-resolution once per forward pass, never per block, and the CLIP tokens are shared.
+Every TrambaDA block receives the same guidance: the density map is checked once where it enters
+(:func:`cliphaze.block.check_density`: shape, batch, finite, within [0, 1]) and resized to each
+level's resolution once per forward pass, never per block, and the CLIP tokens are shared.
 
 *Output: soft reconstruction.* The paper says the last decoder output and the hazy input together
 give the clear image, without the formula. We use DehazeFormer's soft reconstruction
@@ -43,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cliphaze.block import TrambaDA
+from cliphaze.block import Guidance, TrambaDA, check_density
 from cliphaze.model.presets import NetworkConfig, get_preset
 from cliphaze.shapes import check_shape
 
@@ -140,8 +142,10 @@ class CLIPHazeNet(nn.Module):
     Forward:
         hazy: ``(b, 3, h, w)`` in [0, 1], any ``h, w >= 1``.
         density: ``(b, 1, H, W)`` haze density in [0, 1] aligned with ``hazy`` (any ``H, W``);
-            required when ``config.guidance == "density"``.
-        tokens: ``(b, t, e)`` CLIP image tokens; required when ``config.guidance == "semantic"``.
+            required when ``"density" in config.needs`` (the density-aware aggregation).
+        tokens: ``(b, t, e)`` CLIP image tokens; required when ``"tokens" in config.needs``.
+        guidance: the same two as one :class:`~cliphaze.block.Guidance` (instead of
+            ``density``/``tokens``). Fields the network does not need are ignored.
 
     Returns:
         ``(b, 3, h, w)`` restored image, not clamped (:meth:`cliphaze.model.CLIPHaze.dehaze`
@@ -154,8 +158,9 @@ class CLIPHazeNet(nn.Module):
     def __init__(self, config: NetworkConfig | str = "tiny"):
         super().__init__()
         cfg = get_preset(config) if isinstance(config, str) else config
-        if cfg.guidance == "semantic" and cfg.clip_dim is None:
-            raise ValueError("guidance='semantic' needs clip_dim (the width of the guide's image tokens)")
+        if "tokens" in cfg.needs and cfg.clip_dim is None:
+            raise ValueError(f"aggregation={cfg.aggregation!r} reads CLIP tokens and needs clip_dim (the width "
+                             "of the guide's image tokens)")
         self.config = cfg
         c0, c1, c2 = cfg.dims
         self.stem = nn.Conv2d(3, c0, 3, padding=1, padding_mode="reflect")
@@ -176,30 +181,31 @@ class CLIPHazeNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     @property
-    def guidance(self) -> str:
-        """``"density"``, ``"semantic"`` or ``"none"``."""
-        return self.config.guidance
+    def needs(self) -> frozenset[str]:
+        """What the blocks read from the guide (:attr:`cliphaze.model.NetworkConfig.needs`)."""
+        return self.config.needs
 
     def forward(self, hazy: torch.Tensor, density: torch.Tensor | None = None,
-                tokens: torch.Tensor | None = None) -> torch.Tensor:
+                tokens: torch.Tensor | None = None, guidance: Guidance | None = None) -> torch.Tensor:
         if hazy.ndim != 4 or hazy.shape[1] != 3:
             raise ValueError(f"CLIPHazeNet expects hazy images (b, 3, h, w), got shape {tuple(hazy.shape)}")
         b = hazy.shape[0]
-        if self.guidance == "density" and density is None:
-            raise ValueError("this network was built with guidance='density' and needs a density map "
-                             "(use cliphaze.model.CLIPHaze, which computes it with the CLIP guide)")
-        if self.guidance == "semantic" and tokens is None:
-            raise ValueError("this network was built with guidance='semantic' and needs CLIP tokens")
+        if guidance is None:
+            guidance = Guidance(density=density, tokens=tokens)
+        elif density is not None or tokens is not None:
+            raise ValueError("give the guidance either as guidance=Guidance(...) or as density=/tokens=, not both")
+        g = guidance.require(self.needs, who=f"this network (aggregation {self.config.aggregation!r})")
+        g = g.only(self.needs)
         x, (h, w) = pad_to_multiple(hazy, self.multiple)
         hp, wp = x.shape[-2:]
         dens = [None, None, None]
-        if self.guidance == "density":
+        density, tokens = g.density, g.tokens
+        if density is not None:
+            check_density(density, batch=b)  # the one check of the map's values (not repeated per block)
             if density.shape[-2:] == (h, w) and (hp, wp) != (h, w):
                 density, _ = pad_to_multiple(density, self.multiple)  # keep it aligned with the padded image
             dens = density_pyramid(density.to(x.dtype), (hp, wp))
             dens = [d.expand(b, -1, -1, -1) if d.shape[0] == 1 else d for d in dens]
-        if self.guidance != "semantic":
-            tokens = None
 
         e0 = self.encoder0(self.stem(x), dens[0], tokens)
         e1 = self.encoder1(self.down0(e0), dens[1], tokens)

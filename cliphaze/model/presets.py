@@ -25,15 +25,45 @@ resolution; ``small`` and ``paper`` have blocks at every level, as in the paper.
 (counted with :func:`cliphaze.block.count_flops`, scan FLOPs estimated as VMamba does; the frozen
 CLIP guide is not included). Measured with it: ``tiny`` 76,732 parameters and 2.0 GFLOPs,
 ``small`` 1,206,712 and 41.9 GFLOPs, ``paper`` 8,909,988 and 243.6 GFLOPs. Lesson: ``notebooks/05_full_training.ipynb``, section "Presets".
+
+*Aggregation, not guidance.* A config names the aggregation kind of its blocks (``"density"``,
+``"semantic"``, ``"sum"``, ``"static"``, ``"attention"``, ``"mamba"``); what the CLIP guide must
+compute follows from it (:attr:`NetworkConfig.needs`, owned by the aggregation classes). Older
+configs said ``guidance="density" | "semantic" | "none"`` plus ``unguided_aggregation``;
+:meth:`NetworkConfig.from_dict`, :meth:`NetworkConfig.with_` and :func:`get_preset` still read
+them (``"none"`` means ``unguided_aggregation``, default ``"static"``), so old checkpoints load.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["NetworkConfig", "PRESETS", "get_preset", "preset_cost", "describe_presets", "GUIDANCE_MODES"]
+__all__ = ["NetworkConfig", "PRESETS", "get_preset", "preset_cost", "describe_presets", "legacy_network_fields"]
 
-GUIDANCE_MODES = ("density", "semantic", "none")
+_LEGACY_GUIDANCE = ("density", "semantic", "none")
+
+
+def legacy_network_fields(d: dict) -> dict:
+    """Translate the old ``guidance`` / ``unguided_aggregation`` fields into ``aggregation``.
+
+    ``guidance="density"`` or ``"semantic"`` -> that aggregation; ``guidance="none"`` -> the
+    ``unguided_aggregation`` (default ``"static"``). Other keys pass through unchanged.
+
+    Raises:
+        ValueError: an unknown ``guidance`` value, or an ``aggregation`` that contradicts it.
+    """
+    if "guidance" not in d and "unguided_aggregation" not in d:
+        return d
+    d = dict(d)
+    guidance = d.pop("guidance", "none")
+    unguided = d.pop("unguided_aggregation", "static")
+    if guidance not in _LEGACY_GUIDANCE:
+        raise ValueError(f"guidance must be one of {_LEGACY_GUIDANCE}, got {guidance!r}")
+    kind = unguided if guidance == "none" else guidance
+    if d.setdefault("aggregation", kind) != kind:
+        raise ValueError(f"aggregation={d['aggregation']!r} contradicts guidance={guidance!r} "
+                         f"(meaning {kind!r}); give aggregation only")
+    return d
 
 
 @dataclass(frozen=True)
@@ -50,11 +80,10 @@ class NetworkConfig:
         directions: SS2D scan directions ``k``.
         mlp_ratio: feed-forward hidden width / ``c``.
         ffn: ``"gdfn"`` or ``"mlp"`` (see :class:`cliphaze.block.TrambaDA`).
-        guidance: ``"density"`` (non-homogeneous haze: CLIP density map, the density-aware
-            aggregation), ``"semantic"`` (homogeneous haze: CLIP image tokens, semantic-aware
-            aggregation) or ``"none"`` (no CLIP; blocks use ``unguided_aggregation``).
-        unguided_aggregation: aggregation kind used when ``guidance="none"`` (``"static"``,
-            ``"sum"``, ``"attention"`` or ``"mamba"``, for ablations).
+        aggregation: the aggregation kind of every block (:data:`cliphaze.block.AGGREGATION_KINDS`):
+            ``"density"`` (non-homogeneous haze: the CLIP density map, density-aware
+            aggregation), ``"semantic"`` (homogeneous haze: CLIP image tokens) or an unguided
+            baseline for ablations (``"static"``, ``"sum"``, ``"attention"``, ``"mamba"``: no CLIP).
         clip_dim: width ``e`` of the CLIP tokens (needed by ``"semantic"``; filled in from the
             guide when the model is built with one).
         shift_alternate: shifted windows on every second block of a stage.
@@ -69,8 +98,7 @@ class NetworkConfig:
     directions: int = 4
     mlp_ratio: float = 2.0
     ffn: str = "gdfn"
-    guidance: str = "density"
-    unguided_aggregation: str = "static"
+    aggregation: str = "density"
     clip_dim: int | None = None
     shift_alternate: bool = True
     extra: dict = field(default_factory=dict)
@@ -83,15 +111,23 @@ class NetworkConfig:
                 raise ValueError(f"each width must be divisible by its heads, got dims {self.dims}, heads {self.heads}")
         if any(d < 0 for d in self.depths):
             raise ValueError(f"depths must be >= 0, got {self.depths}")
-        if self.guidance not in GUIDANCE_MODES:
-            raise ValueError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
-        if self.unguided_aggregation not in ("static", "sum", "attention", "mamba"):
-            raise ValueError(f"unguided_aggregation must be static, sum, attention or mamba, got {self.unguided_aggregation!r}")
+        from cliphaze.block.aggregation import AGGREGATION_KINDS
+
+        if self.aggregation not in AGGREGATION_KINDS:
+            raise ValueError(f"aggregation must be one of {AGGREGATION_KINDS}, got {self.aggregation!r}")
 
     @property
-    def aggregation(self) -> str:
-        """The aggregation kind every block uses."""
-        return {"density": "density", "semantic": "semantic"}.get(self.guidance, self.unguided_aggregation)
+    def needs(self) -> frozenset[str]:
+        """What the blocks read from the CLIP guide (``{"density"}``, ``{"tokens"}`` or nothing),
+        as declared by the aggregation class (:func:`cliphaze.block.aggregation_needs`)."""
+        from cliphaze.block.aggregation import aggregation_needs
+
+        return aggregation_needs(self.aggregation)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the network reads anything from a CLIP guide."""
+        return bool(self.needs)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists)."""
@@ -99,7 +135,9 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworkConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        """Inverse of :meth:`to_dict` (also reads the old ``guidance`` fields, see the module
+        docstring); unknown keys raise ``ValueError`` naming them."""
+        d = legacy_network_fields(d)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
@@ -111,8 +149,9 @@ class NetworkConfig:
         return cls(**d)
 
     def with_(self, **changes) -> NetworkConfig:
-        """A copy with some fields changed (e.g. ``guidance="none"``)."""
-        return replace(self, **changes)
+        """A copy with some fields changed (e.g. ``aggregation="sum"``; the old ``guidance`` fields
+        are translated)."""
+        return replace(self, **legacy_network_fields(changes))
 
 
 PRESETS: dict[str, NetworkConfig] = {
@@ -129,7 +168,7 @@ def get_preset(name: str, **overrides) -> NetworkConfig:
 
     Args:
         name: ``"tiny"``, ``"small"`` or ``"paper"``.
-        **overrides: fields to change (e.g. ``guidance="none"``).
+        **overrides: fields to change (e.g. ``aggregation="sum"``).
 
     Returns:
         the config.
@@ -145,8 +184,9 @@ def get_preset(name: str, **overrides) -> NetworkConfig:
 def preset_cost(config: NetworkConfig | str, size: int = 256) -> dict:
     """Parameters and FLOPs of one forward pass of the network on a ``size x size`` image.
 
-    The network runs without its CLIP guide; a constant density map (or random tokens of width
-    ``clip_dim``, default 64) stands in for the guidance, which changes nothing in the count.
+    The network runs without its CLIP guide; a constant density map and random tokens of width
+    ``clip_dim`` (default 64) stand in for what its aggregation needs, which changes nothing in
+    the count.
 
     Args:
         config: a :class:`NetworkConfig` or a preset name.
@@ -159,19 +199,16 @@ def preset_cost(config: NetworkConfig | str, size: int = 256) -> dict:
     import torch
 
     from cliphaze.block import count_flops, count_parameters
+    from cliphaze.block.guidance import Guidance
     from cliphaze.model.network import CLIPHazeNet
 
     cfg = get_preset(config) if isinstance(config, str) else config
-    if cfg.guidance == "semantic" and cfg.clip_dim is None:
+    if cfg.clip_dim is None:
         cfg = cfg.with_(clip_dim=64)
     net = CLIPHazeNet(cfg).eval()
     x = torch.rand(1, 3, size, size)
-    kwargs = {}
-    if cfg.guidance == "density":
-        kwargs["density"] = torch.full((1, 1, size, size), 0.5)
-    elif cfg.guidance == "semantic":
-        kwargs["tokens"] = torch.randn(1, 50, cfg.clip_dim)
-    report = count_flops(net, x, **kwargs)
+    stand_in = Guidance(density=torch.full((1, 1, size, size), 0.5), tokens=torch.randn(1, 50, cfg.clip_dim))
+    report = count_flops(net, x, **stand_in.only(cfg.needs))
     return {"params": count_parameters(net), "gflops": report.total / 1e9, "scan_gflops": report.scan / 1e9}
 
 

@@ -52,7 +52,8 @@ FLAG_TYPES = {
 FLAG_CHOICES = {
     "data_kind": ("synthetic", "benchmark"), "val_kind": ("synthetic", "benchmark"),
     "haze_kind": ("homogeneous", "nonhomogeneous", "mixed"), "prompts": ("shipped", "learn"),
-    "guidance": ("density", "semantic", "none"),
+    # cliphaze.block.AGGREGATION_KINDS, spelled out so that --help imports no torch
+    "aggregation": ("density", "semantic", "sum", "static", "attention", "mamba"),
     # cliphaze.haze.HAZE_FAMILIES and AIRLIGHT_COLOURS, spelled out so that --help imports no torch
     "haze_families": ("ramp", "fields", "room", "real-depth", "fog"),
     "haze_airlight_colour": ("near-white", "grey", "warm", "cool", "any"),

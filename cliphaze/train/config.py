@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = ["TrainConfig", "load_config_file", "RESUME_MUST_MATCH"]
 
 #: Fields that must be equal when a run is resumed (they define what is being trained).
-RESUME_MUST_MATCH = ("preset", "guidance", "guide", "data", "data_kind", "haze_kind", "haze_families", "haze_dense",
+RESUME_MUST_MATCH = ("preset", "aggregation", "guide", "data", "data_kind", "haze_kind", "haze_families", "haze_dense",
                      "haze_airlight_colour", "haze_noise", "haze_jpeg", "real_depth_folder", "crop",
                      "batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "l1_weight", "ssim_weight",
                      "freq_weight", "seed", "prompts")
@@ -28,7 +28,9 @@ class TrainConfig:
 
     Attributes:
         preset: network preset (:data:`cliphaze.model.PRESETS`).
-        guidance: ``"density"``, ``"semantic"`` or ``"none"`` (overrides the preset's).
+        aggregation: the blocks' aggregation kind (overrides the preset's): ``"density"`` or
+            ``"semantic"`` (CLIP-guided), or an unguided baseline ``"static"``, ``"sum"``,
+            ``"attention"``, ``"mamba"`` (no guide is loaded).
         guide: CLIP guide spec (:mod:`cliphaze.model.guide`), e.g. ``"haze-clip-small"``.
         prompts: stage 1. ``"shipped"`` uses the guide's shipped learned prompts (stage 1 done
             once, by lesson 02); ``"learn"`` learns a new prompt pair on this run's training photos
@@ -78,7 +80,7 @@ class TrainConfig:
     """
 
     preset: str = "tiny"
-    guidance: str = "density"
+    aggregation: str = "density"
     guide: str = "haze-clip-small"
     prompts: str = "shipped"
     data: list[str] = field(default_factory=list)
@@ -133,8 +135,10 @@ class TrainConfig:
             problems.append(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.haze_kind not in ("homogeneous", "nonhomogeneous", "mixed"):
             problems.append(f"haze_kind must be homogeneous, nonhomogeneous or mixed, got {self.haze_kind!r}")
-        if self.guidance not in ("density", "semantic", "none"):
-            problems.append(f"guidance must be density, semantic or none, got {self.guidance!r}")
+        from cliphaze.block.aggregation import AGGREGATION_KINDS
+
+        if self.aggregation not in AGGREGATION_KINDS:
+            problems.append(f"aggregation must be one of {AGGREGATION_KINDS}, got {self.aggregation!r}")
         if self.haze_families is not None:
             if isinstance(self.haze_families, str):
                 self.haze_families = [self.haze_families]
@@ -203,7 +207,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """Build from a dict; unknown keys raise ``ValueError`` naming them."""
+        """Build from a dict; unknown keys raise ``ValueError`` naming them.
+
+        Configs written before ``aggregation`` replaced ``guidance`` still load: ``guidance``
+        ``"density"``/``"semantic"`` become that aggregation, ``"none"`` becomes ``"static"``.
+        """
+        if "guidance" in d:
+            d = dict(d)
+            guidance = d.pop("guidance")
+            kind = {"density": "density", "semantic": "semantic", "none": "static"}.get(guidance)
+            if kind is None:
+                raise ValueError(f"guidance must be density, semantic or none, got {guidance!r} "
+                                 "(newer configs say aggregation=...)")
+            if d.setdefault("aggregation", kind) != kind:
+                raise ValueError(f"aggregation={d['aggregation']!r} contradicts guidance={guidance!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

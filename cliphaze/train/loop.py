@@ -518,7 +518,7 @@ class Trainer:
             clear = clear.contiguous(memory_format=torch.channels_last)
         guidance = self.model.guidance(hazy)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.on_cuda):
-            pred = self.module(hazy, **guidance)
+            pred = self.module(hazy, guidance=guidance)
         loss, parts = self.loss_fn(pred.float(), clear)
         batch_psnr = float(psnr(pred.detach().clamp(0, 1).float(), clear).mean())
         names = list(parts)
@@ -602,7 +602,7 @@ def _build(config: TrainConfig, network, guide_spec: str, device: torch.device):
 
     torch.manual_seed(config.seed)
     if network is None:
-        return build_model(get_preset(config.preset, guidance=config.guidance), guide=guide_spec, device=device)
+        return build_model(get_preset(config.preset, aggregation=config.aggregation), guide=guide_spec, device=device)
     if isinstance(network, NetworkConfig):
         return build_model(network, guide=guide_spec, device=device)
     if isinstance(network, CLIPHaze):
@@ -675,7 +675,9 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
         log(f"no {last_path} yet: starting a new run")
 
     guide_spec = config.guide
-    if config.prompts == "learn" and config.guidance != "none":
+    from cliphaze.block import aggregation_needs
+
+    if config.prompts == "learn" and aggregation_needs(config.aggregation):
         if procs.main:
             guide_spec = learn_prompts_stage(config, run_dir, log)
         procs.barrier()
