@@ -450,3 +450,11 @@ def test_cli_aggregation_choices_are_the_library_kinds():
     from cliphaze.train.cli import FLAG_CHOICES
 
     assert FLAG_CHOICES["aggregation"] == AGGREGATION_KINDS
+
+
+def test_cli_still_reads_the_old_guidance_flag():
+    from cliphaze.cli import build_parser
+    from cliphaze.train.cli import config_from_args
+
+    assert config_from_args(build_parser().parse_args(["train", "--guidance", "none"])).aggregation == "static"
+    assert config_from_args(build_parser().parse_args(["train", "--aggregation", "sum"])).aggregation == "sum"

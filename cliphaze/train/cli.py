@@ -106,6 +106,8 @@ def register(subparsers) -> None:
     p.add_argument("--stop-at", type=positive_int, default=None,
                    help="stop after this step (schedule still uses --steps)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    # the old spelling of --aggregation (density, semantic, none = static); not listed in --help
+    p.add_argument("--guidance", choices=("density", "semantic", "none"), default=None, help=argparse.SUPPRESS)
     hints = typing.get_type_hints(TrainConfig)
     helps = _help(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -141,6 +143,9 @@ def config_from_args(args) -> TrainConfig:
     try:
         if args.config:
             values.update(load_config_file(args.config))
+        if getattr(args, "guidance", None) is not None:
+            values.pop("aggregation", None)
+            values["guidance"] = args.guidance  # TrainConfig.from_dict translates it
         for f in dataclasses.fields(TrainConfig):
             v = getattr(args, f.name)
             if v is not None:
