@@ -458,3 +458,14 @@ def test_cli_still_reads_the_old_guidance_flag():
 
     assert config_from_args(build_parser().parse_args(["train", "--guidance", "none"])).aggregation == "static"
     assert config_from_args(build_parser().parse_args(["train", "--aggregation", "sum"])).aggregation == "sum"
+
+
+def test_aggregation_flag_overrides_an_old_config_file(tmp_path):
+    from cliphaze.cli import build_parser
+    from cliphaze.train.cli import config_from_args
+
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps({"guidance": "density", "steps": 3}))
+    cfg = config_from_args(build_parser().parse_args(["train", "--config", str(f), "--aggregation", "sum"]))
+    assert cfg.aggregation == "sum" and cfg.steps == 3
+    assert config_from_args(build_parser().parse_args(["train", "--config", str(f)])).aggregation == "density"

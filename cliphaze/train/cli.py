@@ -146,6 +146,8 @@ def config_from_args(args) -> TrainConfig:
         if getattr(args, "guidance", None) is not None:
             values.pop("aggregation", None)
             values["guidance"] = args.guidance  # TrainConfig.from_dict translates it
+        if args.aggregation is not None:
+            values.pop("guidance", None)  # a flag overrides an old config file's guidance
         for f in dataclasses.fields(TrainConfig):
             v = getattr(args, f.name)
             if v is not None:
