@@ -684,9 +684,12 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
         if not procs.main:
             guide_spec = learn_prompts_stage(config, run_dir, log)  # reads rank 0's prompts.pt
     model = _build(config, network, guide_spec, device)
-    if checkpoint is not None and checkpoint["network"] != model.net.config.to_dict():
-        raise ValueError(f"{last_path}: cannot resume, the network differs from the checkpoint's "
-                         f"({checkpoint['network']} there, {model.net.config.to_dict()} now)")
+    if checkpoint is not None:
+        from cliphaze.model import NetworkConfig
+
+        if NetworkConfig.from_dict(checkpoint["network"]) != model.net.config:
+            raise ValueError(f"{last_path}: cannot resume, the network differs from the checkpoint's "
+                             f"({checkpoint['network']} there, {model.net.config.to_dict()} now)")
     trainer = Trainer(config, model, run_dir, device, procs, log)
     train_set, val_pairs = datasets if datasets is not None else build_datasets(config)
     if checkpoint is not None:
