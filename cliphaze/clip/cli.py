@@ -16,13 +16,22 @@ import argparse
 import json
 import sys
 
+from cliphaze.cli_types import (
+    add_threads_arg,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from cliphaze.clip.eval_cli import add_evaluate_args
 from cliphaze.clip.train_cli import add_train_small_args
 
 
 def _add_backbone_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="open_clip model name, local-dir:/folder or compact .pt (default: shipped haze-clip-small)")
-    p.add_argument("--pretrained", default=None, help="pretrained tag or weight file (e.g. openai)")
+    p.add_argument("--pretrained", default=None,
+                   help="pretrained tag or weight file, e.g. openai; used only when its weights are on this machine "
+                   "(default: none)")
 
 
 def _train_small(args) -> int:
@@ -76,29 +85,32 @@ def register(subparsers) -> None:
     sub.required = True
 
     p = sub.add_parser("train-small", help="train the small haze CLIP from folders of clear photos")
-    p.add_argument("--data", nargs="+", required=True, help="folders of clear photos")
-    p.add_argument("-o", "--output", default="haze_clip_small.pt")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default: %(default)s)")
-    p.add_argument("--crops", type=int, default=32,
+    p.add_argument("--data", nargs="+", required=True, help="folders of clear photos (required)")
+    p.add_argument("-o", "--output", default="haze_clip_small.pt", help="checkpoint file to write (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps (default: %(default)s)")
+    p.add_argument("--crops", type=positive_int, default=32,
                    help="photo crops per step (ranking: each clear and at two haze levels, plus bright clear "
                    "images; contrastive: each clear and hazed) (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
+    add_threads_arg(p)
     add_train_small_args(p)
     p.set_defaults(func=_train_small)
 
     p = sub.add_parser("learn-prompts", help="learn a hazy/clear prompt pair (CoOp) for a backbone")
     _add_backbone_args(p)
-    p.add_argument("--data", nargs="+", required=True, help="folders of clear photos (haze is synthesised)")
-    p.add_argument("-o", "--output", default="prompts.pt")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--n-ctx", type=int, default=4)
+    p.add_argument("--data", nargs="+", required=True,
+                   help="folders of clear photos, haze is synthesised (required)")
+    p.add_argument("-o", "--output", default="prompts.pt", help="prompt file to write (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=300, help="training steps (default: %(default)s)")
+    p.add_argument("--n-ctx", type=positive_int, default=4,
+                   help="learned context vectors per prompt (default: %(default)s)")
     p.add_argument("--target", default="regions", choices=("regions", "images"),
-                   help="label regions by their true density (default) or whole images (the paper)")
-    p.add_argument("--hazy-above", type=float, default=0.5, help="density above which a region is 'hazy'")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+                   help="label regions by their true density, or whole images as in the paper (default: %(default)s)")
+    p.add_argument("--hazy-above", type=fraction, default=0.5,
+                   help="density above which a region is 'hazy', in [0, 1] (default: %(default)s)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
+    add_threads_arg(p)
     p.set_defaults(func=_learn_prompts)
 
     p = sub.add_parser("evaluate", help="density quality per haze family (leave one family out), against the dark channel")

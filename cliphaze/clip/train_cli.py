@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cliphaze.cli_types import positive_int
+
 __all__ = ["add_train_small_args", "train_small_command"]
 
 
@@ -31,8 +33,8 @@ def add_train_small_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts-output", default=None,
                    help="also fit the calibrated prompt pair for the trained model and save it here "
                    "(default: none)")
-    p.add_argument("--prompt-steps", type=int, default=300, help="prompt-fitting steps (default: %(default)s)")
-    p.add_argument("--prompt-crops", type=int, default=384, help="crops in the prompt-fitting pool (default: %(default)s)")
+    p.add_argument("--prompt-steps", type=positive_int, default=300, help="prompt-fitting steps (default: %(default)s)")
+    p.add_argument("--prompt-crops", type=positive_int, default=384, help="crops in the prompt-fitting pool (default: %(default)s)")
 
 
 def train_small_command(args: argparse.Namespace) -> int:
