@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m cliphaze.analysis
 
     Imports torch only after parsing, so ``--help`` works without it.
     """
-    from cliphaze.cli_types import positive_int, seed_list
+    from cliphaze.cli_types import add_threads_arg, apply_threads, positive_int, seed_list
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--long", action="store_true", help="the longer GPU-sized run (AblationConfig.gpu)")
@@ -510,6 +510,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m cliphaze.analysis
                    "development data is present")
     p.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     p.add_argument("--markdown", type=Path, default=None, help="also write the Markdown table here")
+    add_threads_arg(p)
     args = p.parse_args(argv)
     changes = {}
     if args.variants:
@@ -527,9 +528,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m cliphaze.analysis
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import torch
-
-    torch.set_num_threads(max(1, torch.get_num_threads()) if config.device != "cpu" else 1)
+    if config.device == "cpu":
+        apply_threads(args)
     data = default_data(config, shared=None if args.no_shared_data else "auto")
     print("data:", data.description)
     t0 = time.perf_counter()
