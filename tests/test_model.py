@@ -298,3 +298,80 @@ def test_shipped_checkpoint_keeps_its_parameter_names_and_shapes():
     net = CLIPHazeNet(cfg)
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in payload["state_dict"].items()} == expected
+
+
+# ---------------------------------------------------------------------------------- guide specs
+def test_guide_specs_are_parsed_in_one_place():
+    from cliphaze.model.guide import GuideSpec
+
+    for text in ("haze-clip-small", "tiny-test-clip", "tiny-test-clip@/runs/a/prompts.pt",
+                 "open_clip:ViT-B-32/openai", "open_clip:ViT-B-16/laion2b_s34b_b88k@p.pt",
+                 "open_clip:tiny-test-clip//data/w.bin"):
+        assert str(GuideSpec.parse(text)) == text
+    g = GuideSpec.parse("open_clip:tiny-test-clip//data/w.bin@p.pt")
+    assert (g.backbone, g.pretrained, g.prompts) == ("tiny-test-clip", "/data/w.bin", "p.pt")
+    assert GuideSpec.parse("none") is None and GuideSpec.parse(None) is None
+    for bad, what in (("open_clip:ViT-B-32", "open_clip:MODEL/TAG"), ("ViT-B-32", "unknown guide"),
+                      ("haze-clip-small@", "nothing after")):
+        with pytest.raises(ValueError, match=what):
+            GuideSpec.parse(bad)
+
+
+def test_an_open_clip_model_with_local_weights_guides_training_and_dehazing(tmp_path):
+    """``open_clip:MODEL/FILE`` and ``open_clip:MODEL/random`` guides: train, save, reload, dehaze."""
+    from cliphaze.clip import load_clip
+    from cliphaze.model import build_guide, guide_fingerprint
+    from cliphaze.train import TrainConfig, train
+
+    weights = tmp_path / "tiny_clip.bin"
+    torch.save(load_clip(TEST_GUIDE, pretrained="random", seed=3).model.state_dict(), weights)
+    spec = f"open_clip:{TEST_GUIDE}/{weights}"
+    x = torch.rand(1, 3, 32, 32)
+    from_file, random0 = build_guide(spec), build_guide(f"open_clip:{TEST_GUIDE}/random")
+    assert not torch.equal(from_file.density(x), random0.density(x))  # the file's weights, not seed 0's
+    assert guide_fingerprint(spec)["files"] == {weights.name: __import__("hashlib").sha256(
+        weights.read_bytes()).hexdigest()}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from cliphaze.io import save_image
+
+    for i in range(3):
+        save_image(torch.rand(3, 40, 40), photos / f"{i}.png")
+    cfg = TrainConfig(guide=spec, data=[str(photos)], crop=32, batch_size=2, steps=2, warmup_steps=1, val_every=2,
+                      out=str(tmp_path / "run"))
+    train(cfg, progress=False, log=lambda m: None)
+    model = load_model(tmp_path / "run" / "best.pt")
+    assert model.guide_spec == spec
+    check(model.guide.density(x), from_file.density(x), rtol=0, atol=0, name="reloaded guide")
+    assert model.dehaze(torch.rand(3, 24, 20)).shape == (3, 24, 20)
+
+
+def test_missing_open_clip_weights_fail_at_once_naming_them(tmp_path, monkeypatch, capsys):
+    import time
+
+    import huggingface_hub.constants
+
+    from cliphaze.cli import main
+    from cliphaze.clip import MissingWeightsError
+    from cliphaze.model import build_guide
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty_hf_cache"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # open_clip's URL cache ~/.cache/clip is empty too
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(MissingWeightsError, match=r"open_clip:ViT-B-32/openai.*not on this machine.*"
+                                                  r"open_clip_pytorch_model.bin"):
+        build_guide("open_clip:ViT-B-32/openai")
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(FileNotFoundError, match="nope.bin"):
+        build_guide(f"open_clip:{TEST_GUIDE}/{tmp_path / 'nope.bin'}")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from cliphaze.io import save_image
+
+    save_image(torch.rand(3, 40, 40), photos / "a.png")
+    rc = main(["train", "--guide", "open_clip:ViT-B-32/openai", "--data", str(photos), "--out",
+               str(tmp_path / "run"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("cliphaze train: error: CLIP guide 'open_clip:ViT-B-32/openai'")
+    assert "Traceback" not in err and not (tmp_path / "run" / "last.pt").exists()

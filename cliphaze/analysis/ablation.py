@@ -283,11 +283,9 @@ def hand_prompt_file(path: str | Path, clip=None) -> Path:
 
 def _guide_backbone(guide: str):
     """The frozen backbone of guide spec ``guide`` (as :func:`cliphaze.model.build_guide` loads it)."""
-    from cliphaze.clip import load_clip
-    from cliphaze.model import SHIPPED_GUIDE
+    from cliphaze.model.guide import guide_backbone
 
-    name = guide.split("@")[0]
-    return load_clip() if name == SHIPPED_GUIDE else load_clip(name, pretrained="random")
+    return guide_backbone(guide)
 
 
 def variant_network(variant: AblationVariant | str, preset: str = "tiny"):
@@ -433,6 +431,7 @@ def run_ablation(
         :class:`AblationResult`.
     """
     from cliphaze.data import SyntheticHazeDataset
+    from cliphaze.model.guide import GuideSpec
     from cliphaze.train import TrainConfig, train
 
     data = data if data is not None else default_data(config)
@@ -454,7 +453,7 @@ def run_ablation(
                 if variant.prompts == "hand" and net_cfg.guided:
                     if hand_file is None:
                         hand_file = hand_prompt_file(work_dir / "hand_prompts.pt", _guide_backbone(config.guide))
-                    guide = f"{config.guide}@{hand_file}"
+                    guide = str(GuideSpec.parse(config.guide).with_prompts(hand_file))
                 train_set = SyntheticHazeDataset(data.train_files, crop=config.crop, kind=config.haze_kind, seed=seed,
                                                  validate=False)
                 run_dir = work_dir / f"{variant_name}_seed{seed}".replace("=", "")

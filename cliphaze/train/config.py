@@ -31,7 +31,9 @@ class TrainConfig:
         aggregation: the blocks' aggregation kind (overrides the preset's): ``"density"`` or
             ``"semantic"`` (CLIP-guided), or an unguided baseline ``"static"``, ``"sum"``,
             ``"attention"``, ``"mamba"`` (no guide is loaded).
-        guide: CLIP guide spec (:mod:`cliphaze.model.guide`), e.g. ``"haze-clip-small"``.
+        guide: CLIP guide spec (:mod:`cliphaze.model.guide`): ``"haze-clip-small"`` (the
+            shipped one), ``"open_clip:ViT-B-32/openai"`` (an open_clip model whose weights are on
+            this machine), ``"tiny-test-clip"`` (tests), optionally ``"...@PROMPTS.pt"``.
         prompts: stage 1. ``"shipped"`` uses the guide's shipped learned prompts (stage 1 done
             once, by lesson 02); ``"learn"`` learns a new prompt pair on this run's training photos
             (:func:`cliphaze.clip.prompts.train_prompts`) and saves it as ``prompts.pt`` in the run
@@ -136,6 +138,12 @@ class TrainConfig:
         if self.haze_kind not in ("homogeneous", "nonhomogeneous", "mixed"):
             problems.append(f"haze_kind must be homogeneous, nonhomogeneous or mixed, got {self.haze_kind!r}")
         from cliphaze.block.aggregation import AGGREGATION_KINDS
+        from cliphaze.model.guide import GuideSpec
+
+        try:
+            GuideSpec.parse(self.guide)
+        except ValueError as err:
+            problems.append(str(err))
 
         if self.aggregation not in AGGREGATION_KINDS:
             problems.append(f"aggregation must be one of {AGGREGATION_KINDS}, got {self.aggregation!r}")

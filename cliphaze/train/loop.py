@@ -286,23 +286,23 @@ def learn_prompts_stage(config: TrainConfig, run_dir: Path, log: Callable[[str],
     """Stage 1: learn a prompt pair on the training photos and return the guide spec using it.
 
     Returns:
-        ``"<guide>@<run_dir>/prompts.pt"`` (the file is reused when it exists).
+        ``"<guide without prompts>@<run_dir>/prompts.pt"`` (the file is reused when it exists).
     """
-    from cliphaze.clip import load_clip, save_prompts
+    from cliphaze.clip import save_prompts
     from cliphaze.clip.prompts import PromptLearnerConfig, train_prompts
     from cliphaze.io import read_image
-    from cliphaze.model.guide import SHIPPED_GUIDE
+    from cliphaze.model.guide import GuideSpec, guide_backbone
 
     path = run_dir / "prompts.pt"
-    base = config.guide.split("@")[0]
+    spec = GuideSpec.parse(config.guide)
     if not path.is_file():
-        clip = load_clip() if base == SHIPPED_GUIDE else load_clip(base, pretrained="random")
+        clip = guide_backbone(spec)
         photos = [read_image(p) for p in _collect_images(config.data)[:200]]
         log(f"stage 1: learning prompts on {len(photos)} photos")
         learner, history = train_prompts(clip, photos, PromptLearnerConfig(seed=config.seed))
         save_prompts(learner, path, extra={"final_loss": history["loss"][-1]})
         log(f"stage 1: final loss {history['loss'][-1]:.4f}, saved {path}")
-    return f"{base}@{path.resolve()}"
+    return str(spec.with_prompts(path.resolve()))
 
 
 def _rng_state() -> dict:
