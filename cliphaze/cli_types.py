@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 __all__ = [
     "EXIT_OK",
@@ -39,6 +40,7 @@ __all__ = [
     "non_negative_float",
     "fraction",
     "seed_list",
+    "plain_text",
     "add_threads_arg",
     "apply_threads",
 ]
@@ -132,6 +134,13 @@ def seed_list(text: str) -> list[int]:
     if not items:
         raise argparse.ArgumentTypeError(f"{text!r} holds no seeds; give e.g. 0,1,2")
     return [non_negative_int(t) for t in items]
+
+
+def plain_text(doc: str) -> str:
+    """A module docstring as ``--help`` text: reST markup (````x````, ``:func:`x```, ``::``) removed."""
+    doc = re.sub(r":\w+:`~?([^`]+)`", r"\1", doc)
+    doc = doc.replace("``", "")
+    return re.sub(r"::\n", ":\n", doc)
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "PSNR on RGB [0,1] per image then averaged; SSIM from pytorch_msssim at full resolution.",
         epilog=EXIT_CODES_HELP,
     )
-    p.add_argument("--data", required=True, help="dataset folder (any supported layout)")
+    p.add_argument("--data", required=True, help="dataset folder in any supported layout (required)")
     p.add_argument(
         "--methods",
         default="hazy,dcp,aodnet",

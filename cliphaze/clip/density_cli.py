@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg
+from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, plain_text
 
 __all__ = ["register", "run", "DEFAULT_OUT"]
 
@@ -27,7 +27,7 @@ DEFAULT_OUT = "outputs/density"
 def register(subparsers) -> None:
     """Add ``density`` to the ``cliphaze`` parser."""
     p = subparsers.add_parser("density", help="save CLIP haze-density maps of images (files, folders, globs)",
-                              description=__doc__, epilog=EXIT_CODES_HELP,
+                              description=plain_text(__doc__), epilog=EXIT_CODES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (not recursive) or glob patterns")
     p.add_argument("-o", "--out", default=DEFAULT_OUT,

@@ -36,8 +36,8 @@ def add_evaluate_args(p) -> None:
     p.add_argument("--resolution", type=positive_int, default=32, help="comparison grid side (default: %(default)s)")
     p.add_argument("--threshold", type=fraction, default=0.5, help="dense-haze threshold for the pixel AUROC (default: %(default)s)")
     p.add_argument("--no-dcp", action="store_true",
-                   help="skip the dark channel control (its scores depend only on the images; quicker reruns)")
-    p.add_argument("--no-hand", action="store_true", help="skip the hand-written prompt pair row")
+                   help="skip the dark channel control (its scores depend only on the images; quicker reruns) (default: off)")
+    p.add_argument("--no-hand", action="store_true", help="skip the hand-written prompt pair row (default: off)")
     add_threads_arg(p)
     p.add_argument("-o", "--output", default=None, help="write the report as JSON (default: print only)")
 

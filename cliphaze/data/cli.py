@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--quick", action="store_true",
-        help="check names only; do not read the images (faster for RESIDE ITS/OTS)",
+        help="check names only; do not read the images, faster for RESIDE ITS/OTS (default: off, read all)",
     )
     check.set_defaults(func=run_check)
     return data

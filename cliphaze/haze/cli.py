@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--family", choices=["ramp", "fields", "room", "fog"], default=None,
                    help="haze family (cliphaze.haze.HAZE_FAMILIES) instead of --kind; real-depth needs measured "
                    "depth and is not offered here (default: none, use --kind)")
-    p.add_argument("--dense", action="store_true", help="with --family: very dense haze, t down to 0.05")
+    p.add_argument("--dense", action="store_true", help="with --family: very dense haze, t down to 0.05 (default: off)")
     p.add_argument("--airlight-colour", choices=["near-white", "grey", "warm", "cool", "any"], default="near-white",
                    help="with --family: colour of the haze (default: %(default)s)")
     p.add_argument("--beta", type=positive_float, default=None,

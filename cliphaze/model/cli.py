@@ -19,14 +19,14 @@ import argparse
 from pathlib import Path
 
 from cliphaze.cli_batch import expand_inputs
-from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, non_negative_int
+from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, non_negative_int, plain_text
 
 __all__ = ["register", "run", "expand_inputs"]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("dehaze", help="dehaze images with a trained CLIPHaze model",
-                              description=__doc__, epilog=EXIT_CODES_HELP,
+                              description=plain_text(__doc__), epilog=EXIT_CODES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (not recursive) or glob patterns")
     p.add_argument("-o", "--out", required=True,
