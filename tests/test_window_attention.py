@@ -143,3 +143,20 @@ def test_gradient_reaches_bias_table_and_projections():
     attn(torch.randn(2, 9, 7, 4)).square().mean().backward()
     for name, p in attn.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(("b", "h", "w", "shift", "heads"),
+                         [(1, 16, 16, False, 1), (2, 13, 21, True, 2), (1, 5, 7, True, 1), (3, 24, 16, 3, 2)])
+def test_fused_inference_path_equals_explicit_attention(b, h, w, shift, heads):
+    """Without autograd the layer runs PyTorch's fused attention; it must give the explicit
+    softmax(QK^T/sqrt(d) + B + mask) V of the training path to float rounding, masks included."""
+    torch.manual_seed(0)
+    layer = WindowAttention(8, num_heads=heads, window_size=4, shift=shift).eval()
+    with torch.no_grad():
+        layer.relative_position_bias_table.normal_()           # a bias that matters
+    x = torch.randn(b, h, w, 8)
+    explicit = layer(x)                                        # grad enabled: explicit path
+    assert explicit.requires_grad
+    with torch.no_grad():
+        fused = layer(x)
+    check(fused, explicit.detach(), rtol=1e-5, atol=1e-6, name="fused vs explicit attention")

@@ -255,20 +255,47 @@ class WindowAttention(nn.Module):
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(x, ws)  # (b * nw, t, c)
         bnw, t, _ = windows.shape
-        nw = bnw // b
         qkv = self.qkv(windows).view(bnw, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each (b * nw, heads, t, head_dim)
-        scores = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()  # (b*nw, heads, t, t)
         allowed = self._mask(h, w, shift, x.device)  # (nw, t, t)
-        scores = scores.view(b, nw, self.num_heads, t, t)
-        # A finite minimum (not -inf): probabilities become exactly 0 after the max-subtracting
-        # softmax, yet a padded query whose keys are all masked stays finite (no NaN in backward).
-        scores = scores.masked_fill(~allowed[None, :, None], torch.finfo(scores.dtype).min)
-        attn = scores.softmax(dim=-1)
-        out = self.attn_drop(attn).view(bnw, self.num_heads, t, t) @ v  # (b*nw, heads, t, head_dim)
+        if not return_attention and not torch.is_grad_enabled():
+            out, attn = self._attend_fused(q, k, v, allowed, b), None
+        else:
+            out, attn = self._attend(q, k, v, allowed, b)
         out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(bnw, t, c)))
         out = window_merge(out, ws, hp, wp)
         if shift:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         out = check_shape(out[:, :h, :w, :].contiguous(), (b, h, w, c), "window attention output")
         return (out, attn) if return_attention else out
+
+    def _attend_fused(self, q, k, v, allowed, b):
+        """Inference path: the same ``softmax(Q K^T / sqrt(d) + B + mask) V`` through PyTorch's
+        fused ``scaled_dot_product_attention`` (1.3-2x faster on one CPU thread at the shipped
+        model's sizes, equal to float rounding). The mask is added as ``finfo.min`` where
+        attention is forbidden, exactly as :meth:`_attend` fills it; windows are a batch axis,
+        so the (nw, heads, t, t) bias + mask broadcasts over the images without a copy."""
+        bnw, heads, t, hd = q.shape
+        nw = bnw // b
+        bias = self.relative_position_bias().to(q.dtype)                       # (heads, t, t)
+        if bool(allowed.all()):
+            mask = bias                                                          # nothing masked
+        else:
+            mask = bias[None].masked_fill(~allowed[:, None], torch.finfo(q.dtype).min)
+        out = F.scaled_dot_product_attention(
+            q.view(b, nw, heads, t, hd), k.view(b, nw, heads, t, hd), v.view(b, nw, heads, t, hd),
+            attn_mask=mask, scale=self.scale)
+        return out.view(bnw, heads, t, hd)
+
+    def _attend(self, q, k, v, allowed, b):
+        """Explicit attention (training, and when the probabilities are asked for); returns the
+        (b*nw, heads, t, head_dim) output and the (b, nw, heads, t, t) probabilities."""
+        bnw, _, t, _ = q.shape
+        nw = bnw // b
+        scores = (q * self.scale) @ k.transpose(-2, -1) + self.relative_position_bias()  # (b*nw, heads, t, t)
+        scores = scores.view(b, nw, self.num_heads, t, t)
+        # A finite minimum (not -inf): probabilities become exactly 0 after the max-subtracting
+        # softmax, yet a padded query whose keys are all masked stays finite (no NaN in backward).
+        scores = scores.masked_fill(~allowed[None, :, None], torch.finfo(scores.dtype).min)
+        attn = scores.softmax(dim=-1)
+        return self.attn_drop(attn).view(bnw, self.num_heads, t, t) @ v, attn
