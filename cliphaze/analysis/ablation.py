@@ -59,6 +59,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cliphaze.defaults import SHIPPED_GUIDE
+
 __all__ = ["AblationVariant", "VARIANTS", "AblationConfig", "AblationData", "AblationResult", "default_data",
            "hand_prompt_file", "run_ablation", "variant_network", "main"]
 
@@ -135,7 +137,7 @@ class AblationConfig:
     n_synthetic: int = 8
     synthetic_crop: int = 96
     n_benchmark: int | None = 4
-    guide: str = "haze-clip-small"
+    guide: str = SHIPPED_GUIDE
     device: str = "cpu"
 
     def __post_init__(self):

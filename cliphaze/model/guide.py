@@ -49,10 +49,12 @@ from pathlib import Path
 
 import torch
 
+from cliphaze import defaults as _defaults
+
 __all__ = ["SHIPPED_GUIDE", "TEST_GUIDE", "OPEN_CLIP_PREFIX", "GuideSpec", "build_guide", "guide_backbone",
            "guide_files", "guide_fingerprint", "check_guide", "GuideMismatchWarning"]
 
-SHIPPED_GUIDE = "haze-clip-small"
+SHIPPED_GUIDE = _defaults.SHIPPED_GUIDE
 TEST_GUIDE = "tiny-test-clip"
 OPEN_CLIP_PREFIX = "open_clip:"
 _NO_GUIDE = (None, "", "none")

@@ -42,6 +42,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cliphaze.block.guidance import Guidance
+from cliphaze.defaults import (
+    GUIDE_SIDE,
+    MAX_PIXELS,
+    SHIPPED_GUIDE,
+    SHIPPED_MODEL,
+    SHIPPED_MODEL_FILE,
+    TILE_OVERLAP,
+)
 from cliphaze.model.checkpoint import load_checkpoint
 from cliphaze.model.guide import build_guide, check_guide
 from cliphaze.model.network import CLIPHazeNet
@@ -55,10 +63,10 @@ class NonFiniteOutputError(RuntimeError):
     """The network produced NaN or infinite values: a broken checkpoint, never a black image."""
 
 #: Models shipped in ``cliphaze/assets`` (name -> file).
-SHIPPED_MODELS = {"cliphaze-tiny": "cliphaze_tiny.pt"}
+SHIPPED_MODELS = {SHIPPED_MODEL: SHIPPED_MODEL_FILE}
 
 
-def default_model_path(name: str = "cliphaze-tiny") -> Path:
+def default_model_path(name: str = SHIPPED_MODEL) -> Path:
     """Path of a shipped model file (it may not exist in a fresh clone before training)."""
     from cliphaze.paths import ASSETS_DIR
 
@@ -143,7 +151,7 @@ class CLIPHaze(nn.Module):
     network's ``state_dict`` (its weights live in their own files), and it is never trained.
     """
 
-    def __init__(self, net: CLIPHazeNet, guide=None, guide_spec: str | None = None, guide_side: int = 256):
+    def __init__(self, net: CLIPHazeNet, guide=None, guide_spec: str | None = None, guide_side: int = GUIDE_SIDE):
         super().__init__()
         if net.needs and guide is None:
             raise ValueError(f"a network with aggregation={net.config.aggregation!r} reads "
@@ -208,8 +216,8 @@ class CLIPHaze(nn.Module):
 
     # ------------------------------------------------------------------------------ images
     @torch.no_grad()
-    def dehaze_tensor(self, hazy: torch.Tensor, tile: int | None = None, overlap: int = 32,
-                      max_pixels: int = 1024 * 1024, return_density: bool = False):
+    def dehaze_tensor(self, hazy: torch.Tensor, tile: int | None = None, overlap: int = TILE_OVERLAP,
+                      max_pixels: int = MAX_PIXELS, return_density: bool = False):
         """Dehaze one image of any size, tiled when it is large (module docstring).
 
         Args:
@@ -277,7 +285,7 @@ class CLIPHaze(nn.Module):
         return acc / weight
 
     @torch.no_grad()
-    def dehaze(self, image, tile: int | None = None, overlap: int = 32, max_pixels: int = 1024 * 1024,
+    def dehaze(self, image, tile: int | None = None, overlap: int = TILE_OVERLAP, max_pixels: int = MAX_PIXELS,
                return_density: bool = False):
         """Dehaze one image given as a tensor, a PIL image, an array or a file path.
 
@@ -323,8 +331,8 @@ class CLIPHaze(nn.Module):
                 f"guide={self.guide_spec or 'none'}")
 
 
-def build_model(config: NetworkConfig | str = "tiny", guide: str | None = "haze-clip-small",
-                device: str | torch.device = "cpu", guide_side: int = 256) -> CLIPHaze:
+def build_model(config: NetworkConfig | str = "tiny", guide: str | None = SHIPPED_GUIDE,
+                device: str | torch.device = "cpu", guide_side: int = GUIDE_SIDE) -> CLIPHaze:
     """A freshly initialised :class:`CLIPHaze`.
 
     Args:
@@ -349,7 +357,7 @@ def build_model(config: NetworkConfig | str = "tiny", guide: str | None = "haze-
     return CLIPHaze(net, g, guide_spec=guide if g is not None else None, guide_side=guide_side)
 
 
-def load_model(name_or_path: str | os.PathLike = "cliphaze-tiny", device: str | torch.device = "cpu") -> CLIPHaze:
+def load_model(name_or_path: str | os.PathLike = SHIPPED_MODEL, device: str | torch.device = "cpu") -> CLIPHaze:
     """Load a trained model, ready to dehaze (eval mode).
 
     Args:
@@ -378,7 +386,7 @@ def load_model(name_or_path: str | os.PathLike = "cliphaze-tiny", device: str | 
     cfg = NetworkConfig.from_dict(payload["network"])
     guide_info = payload.get("guide")
     check_guide(guide_info, source=str(path))
-    guide_side = int(payload.get("meta", {}).get("guide_side", 256))
+    guide_side = int(payload.get("meta", {}).get("guide_side", GUIDE_SIDE))
     model = build_model(cfg, guide=guide_info["name"] if guide_info else None, device="cpu", guide_side=guide_side)
     try:
         model.net.load_state_dict(payload["state_dict"])

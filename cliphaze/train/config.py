@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from cliphaze.defaults import SHIPPED_GUIDE
+
 __all__ = ["TrainConfig", "load_config_file", "RESUME_MUST_MATCH"]
 
 #: Fields that must be equal when a run is resumed (they define what is being trained).
@@ -83,7 +85,7 @@ class TrainConfig:
 
     preset: str = "tiny"
     aggregation: str = "density"
-    guide: str = "haze-clip-small"
+    guide: str = SHIPPED_GUIDE
     prompts: str = "shipped"
     data: list[str] = field(default_factory=list)
     data_kind: str = "synthetic"
