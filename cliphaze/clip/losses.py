@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from cliphaze.clip.captions import density_level
 
 __all__ = ["contrastive_loss_unique", "token_level_loss", "haze_score", "ranking_loss", "density_regression_loss",
-           "pool_to_tokens"]
+           "pool_to_tokens", "spatial_ranking_loss", "decorrelation_loss"]
 
 
 def contrastive_loss_unique(
@@ -142,3 +142,45 @@ def density_regression_loss(scores: torch.Tensor, density: torch.Tensor) -> torc
     ``L = mean(-D log sigmoid(r) - (1 - D) log(1 - sigmoid(r)))``.
     """
     return F.binary_cross_entropy_with_logits(scores, density.clamp(0, 1))
+
+
+def spatial_ranking_loss(scores: torch.Tensor, density: torch.Tensor, min_gap: float = 0.05) -> torch.Tensor:
+    """Pairwise logistic (RankNet) loss between the tokens of one image: where the true density of
+    token ``p`` exceeds that of token ``q`` by more than ``min_gap``, ``r_p`` should exceed ``r_q``::
+
+        L = mean_{i, (p, q): D_ip > D_iq + gap} softplus(-(r_ip - r_iq))
+
+    It asks for the *order within an image* (what the per-image Spearman measures), which a
+    pointwise regression only asks for on average.
+
+    Args:
+        scores: ``(b, t)`` haze scores. density: ``(b, t)`` true densities.
+        min_gap: density difference below which a pair is ignored.
+
+    Returns:
+        Scalar loss (0 when no pair qualifies).
+    """
+    diff_d = density.unsqueeze(2) - density.unsqueeze(1)  # (b, t, t): D_p - D_q
+    diff_r = scores.unsqueeze(2) - scores.unsqueeze(1)
+    mask = diff_d > min_gap
+    if not bool(mask.any()):
+        return scores.sum() * 0.0
+    return F.softplus(-diff_r[mask]).mean()
+
+
+def decorrelation_loss(scores: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Squared Pearson correlation, per image, between token scores and a content signal (e.g.
+    the luminance under each token), averaged over images::
+
+        L = mean_i corr(r_i, Y_i)^2
+
+    Used on clear images only: there the true density is 0 everywhere, so whatever variation the
+    map has must not follow the content (white walls must not read hazier than dark ones).
+
+    Args:
+        scores, content: ``(b, t)``.
+    """
+    r = scores - scores.mean(dim=1, keepdim=True)
+    y = content - content.mean(dim=1, keepdim=True)
+    corr = (r * y).sum(1) / (r.norm(dim=1) * y.norm(dim=1) + 1e-6)
+    return (corr ** 2).mean()

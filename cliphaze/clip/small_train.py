@@ -19,13 +19,20 @@ Two recipes (``SmallClipTrainConfig.recipe``):
   ``r = s z . (c_thick - c_clear)`` (:func:`cliphaze.clip.losses.haze_score`)::
 
       L = L_img + w_tok L_tok + w_rank (L_rank_tok + L_rank_img) + w_reg L_reg
+          + w_sp L_spatial + w_dec L_decorr
 
   ``L_rank``: the denser twin must score higher than the lighter one and the lighter one higher
   than the clear crop, per token (where the true densities differ by more than 0.02) and per
   image, with a margin (:func:`cliphaze.clip.losses.ranking_loss`); ``L_reg``: ``sigmoid(r)`` of
   every token regressed onto the true density under it (soft-target cross-entropy,
   :func:`cliphaze.clip.losses.density_regression_loss`), which also makes bright clear images
-  score 0.
+  score 0; ``L_spatial``: within each hazy image, a token with more haze than another must score
+  higher (pairwise logistic, :func:`cliphaze.clip.losses.spatial_ranking_loss`; the per-image
+  order is what the guide is judged on); ``L_decorr``: on clear images, the squared correlation
+  between token scores and the luminance under them (:func:`cliphaze.clip.losses.decorrelation_loss`):
+  with no haze, what variation the map has must not follow brightness. The last term was added
+  after a 300-step trial without it gave maps whose rank correlation with luminance on clear
+  photos was +0.69.
 
 Calibration (:func:`fit_density_prompts`): the learned prompt pair is then fitted, encoders
 frozen, so that ``p_hazy = sigmoid(s v . (t_hazy - t_clear))`` of every patch token equals the true
@@ -51,10 +58,12 @@ from cliphaze.clip.captions import LEVEL_DENSITIES, make_caption
 from cliphaze.clip.crops import HazeCropSampler, HazePairSampler
 from cliphaze.clip.losses import (
     contrastive_loss_unique,
+    decorrelation_loss,
     density_regression_loss,
     haze_score,
     pool_to_tokens,
     ranking_loss,
+    spatial_ranking_loss,
     token_level_loss,
 )
 from cliphaze.clip.small_config import SMALL_CLIP_NAME, register_small_configs
@@ -63,6 +72,7 @@ __all__ = ["RECIPES", "TRAIN_FAMILIES", "SmallClipTrainConfig", "train_small_cli
            "density_pool"]
 
 RECIPES = ("ranking", "contrastive")
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
 #: Families the shipped guide trains on; "real-depth" is held out (it needs matching depth, and it
 #: is the family structurally most different from the generators and closest to real rooms).
 TRAIN_FAMILIES = ("ramp", "fields", "room", "fog")
@@ -86,6 +96,8 @@ class SmallClipTrainConfig:
     rank_weight: float = 1.0
     regression_weight: float = 1.0
     margin: float = 1.0
+    spatial_weight: float = 1.0
+    decorrelation_weight: float = 1.0
     bright_fraction: float = 0.25
     dense_fraction: float = 0.2
     crop_range: tuple[float, float] = (0.3, 1.0)
@@ -162,10 +174,15 @@ def _ranking_step(model, tokenizer, normalise, sampler, config):
     rank_img = 0.5 * (ranking_loss(r_img[hi], r_img[lo], config.margin)
                       + ranking_loss(r_img[lo], r_img[clear], config.margin))
     loss_reg = density_regression_loss(r_tok, local)
+    hazy_rows = slice(n + m, 3 * n + m)
+    loss_spatial = spatial_ranking_loss(r_tok[hazy_rows], local[hazy_rows])
+    lum = pool_to_tokens((images[: n + m] * _LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True), (g, z.shape[1] // g))
+    loss_lum = decorrelation_loss(r_tok[: n + m], lum)
     loss = (loss_img + config.token_weight * loss_tok + config.rank_weight * (rank_tok + rank_img)
-            + config.regression_weight * loss_reg)
+            + config.regression_weight * loss_reg + config.spatial_weight * loss_spatial
+            + config.decorrelation_weight * loss_lum)
     return loss, {"image": loss_img.item(), "token": loss_tok.item(), "rank": (rank_tok + rank_img).item(),
-                  "regression": loss_reg.item()}
+                  "regression": loss_reg.item(), "spatial": loss_spatial.item(), "decorrelation": loss_lum.item()}
 
 
 def train_small_clip(
@@ -210,7 +227,8 @@ def train_small_clip(
         sampler = HazeCropSampler(photos, size=size, seed=config.seed)
         step_fn = _contrastive_step
     opt = _optimizer(model, config)
-    names = {"image": "loss", "token": "token_loss", "rank": "rank_loss", "regression": "regression_loss"}
+    names = {"image": "loss", "token": "token_loss", "rank": "rank_loss", "regression": "regression_loss",
+             "spatial": "spatial_loss", "decorrelation": "decorrelation_loss"}
     history = {"step": [], "config": asdict(config)}
     start = time.perf_counter()
     running: dict[str, float] = {}
