@@ -129,7 +129,7 @@ class SS2D(nn.Module):
         f = torch.float64 if x.dtype == torch.float64 else torch.float32
         ys = selective_scan(
             xs.to(f).reshape(b, k * d, l), dts.to(f).reshape(b, k * d, l),
-            -torch.exp(self.A_logs.to(f)), Bs.to(f).contiguous(), Cs.to(f).contiguous(),
+            -torch.exp(self.A_logs.to(f)), Bs.to(f), Cs.to(f),   # views: each backend lays them out
             self.Ds.to(f), z=None, delta_bias=self.dt_projs_bias.to(f).reshape(-1),
             delta_softplus=True, backend=self.backend,
         ).reshape(b, k, d, l)
