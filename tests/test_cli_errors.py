@@ -438,3 +438,16 @@ def test_save_image_is_atomic_when_interrupted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_image(torch.rand(3, 8, 8), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_side_outputs_never_replace_another_output(images, model_file, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(images["gray.png"].read_bytes())
+    (folder / "a_compare.png").write_bytes(images["odd.jpg"].read_bytes())
+    out = tmp_path / "out"
+    assert main(["dehaze", str(folder), "-o", str(out), "--model", str(model_file), "--side-by-side"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "a_compare_2.png",
+                                                    "a_compare_2_compare.png"]
+    assert read_image(out / "a_compare_2.png").shape[-2:] == (37, 53)  # the second input, dehazed
+    assert read_image(out / "a_compare.png").shape[-2:] == (20, 48)  # a.png beside its result

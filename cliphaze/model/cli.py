@@ -106,10 +106,10 @@ def run(args) -> int:
             continue
         stem = Path(name).stem
         outputs = [(result, out_dir / name)]
-        if args.side_by_side:
-            outputs.append((torch.cat([hazy, result], dim=2), out_dir / f"{stem}_compare.png"))
+        if args.side_by_side:  # side outputs take their names from the same pool: never a clash
+            outputs.append((torch.cat([hazy, result], dim=2), out_dir / unique_name(f"{stem}_compare.png", used)))
         if args.density and density is not None:
-            outputs.append((density, out_dir / f"{stem}_density.png"))
+            outputs.append((density, out_dir / unique_name(f"{stem}_density.png", used)))
         try:
             for image, target in outputs:
                 save_image(image, target)
