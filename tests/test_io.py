@@ -76,3 +76,38 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path):
     (tmp_path / "notes.jpg").write_text("hello")
     with pytest.raises(ImageReadError, match=r"notes\.jpg"):
         read_image(tmp_path / "notes.jpg")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    """Every EXIF orientation gives the image as viewers show it (reference: ImageOps.exif_transpose)."""
+    from PIL import ImageOps
+
+    from cliphaze.io import apply_orientation
+
+    arr = np.random.default_rng(orientation).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.png", exif=exif.tobytes())
+    with Image.open(tmp_path / "o.png") as reopened:
+        expected = np.asarray(ImageOps.exif_transpose(reopened).convert("RGB"))
+    assert np.array_equal(apply_orientation(arr, orientation), expected)
+    t = read_image(tmp_path / "o.png")
+    torch.testing.assert_close(t, torch.from_numpy(expected.copy()).permute(2, 0, 1).float() / 255)
+
+
+def test_animated_image_gives_first_frame_with_a_warning(tmp_path):
+    from cliphaze.io import AnimatedImageWarning
+
+    frames = [Image.fromarray(np.full((4, 5, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], lossless=True)
+    with pytest.warns(AnimatedImageWarning, match=r"a\.webp: animated image with 2 frames"):
+        t = read_image(tmp_path / "a.webp")
+    assert torch.allclose(t, torch.full_like(t, 10 / 255))
+
+
+def test_save_image_refuses_unknown_suffix_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match=r"photo\.foo.*suffix"):
+        save_image(torch.rand(3, 4, 4), tmp_path / "photo.foo")
+    assert list(tmp_path.iterdir()) == []
