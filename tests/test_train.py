@@ -469,3 +469,22 @@ def test_aggregation_flag_overrides_an_old_config_file(tmp_path):
     cfg = config_from_args(build_parser().parse_args(["train", "--config", str(f), "--aggregation", "sum"]))
     assert cfg.aggregation == "sum" and cfg.steps == 3
     assert config_from_args(build_parser().parse_args(["train", "--config", str(f)])).aggregation == "density"
+
+
+def test_bad_device_out_and_data_fail_before_anything_is_written(photo_folder, tmp_path, capsys):
+    from cliphaze.cli import main
+
+    base = ["train", "--guide", "tiny-test-clip", "--steps", "1", "--crop", "32", "--batch-size", "2", "--no-progress"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    cases = [(["--data", str(photo_folder), "--out", str(a_file)], "is a file, not a folder"),
+             (["--data", str(photo_folder), "--out", str(tmp_path / "o1"), "--device", "gpu"], "not a device name"),
+             (["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "o2")], "does not exist")]
+    if not torch.cuda.is_available():
+        cases.append((["--data", str(photo_folder), "--out", str(tmp_path / "o3"), "--device", "cuda"],
+                      "torch sees no CUDA device"))
+    for args, what in cases:
+        assert main([*base, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("cliphaze train: error: ") and what in err and "Traceback" not in err, err
+    assert not any((tmp_path / name).exists() for name in ("o1", "o2", "o3"))  # no empty run folders left

@@ -172,6 +172,10 @@ def run(args) -> int:
         raise UserError(f"{config.out}: training diverged: {err}", exit_code=EXIT_DIVERGED) from None
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from None
+    except OSError as err:  # e.g. a full disk or a read-only folder while writing a checkpoint
+        where = err.filename or config.out
+        raise UserError(f"{where}: {err.strerror or err}; free space or choose another --out, then run again "
+                        "with --resume") from None
     finally:
         _leave_process_group()
     import os

@@ -596,6 +596,22 @@ class Trainer:
         return improved
 
 
+def _device(name: str) -> torch.device:
+    """``config.device`` as a torch device that exists here (else ``ValueError`` saying what to use)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device name torch knows; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: torch sees no CUDA device on this machine "
+                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
+
+
 def _build(config: TrainConfig, network, guide_spec: str, device: torch.device):
     """The model to train: from the preset, a given NetworkConfig, or a given CLIPHaze model."""
     from cliphaze.model import CLIPHaze, NetworkConfig, build_model, get_preset
@@ -646,7 +662,7 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
 
     if config.threads:
         torch.set_num_threads(int(config.threads))
-    device = torch.device(config.device)
+    device = _device(config.device)
     procs = _processes(device.type)
     if procs.distributed and device.type == "cuda":
         device = torch.device("cuda", procs.local_rank)
@@ -655,8 +671,15 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
         log = lambda message: None  # noqa: E731 - rank 0 speaks for the job
         progress, callback = False, None
     run_dir = Path(config.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: is a file, not a folder; --out names the run folder (choose another)")
+    train_set, val_pairs = datasets if datasets is not None else build_datasets(config)  # fail before writing
     if procs.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{run_dir}: cannot create the run folder ({err.strerror or err}); "
+                             "choose another --out") from None
     procs.barrier()
     _check_run_folder(run_dir, resume, overwrite, procs, log)
     last_path = run_dir / "last.pt"
@@ -691,7 +714,6 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
             raise ValueError(f"{last_path}: cannot resume, the network differs from the checkpoint's "
                              f"({checkpoint['network']} there, {model.net.config.to_dict()} now)")
     trainer = Trainer(config, model, run_dir, device, procs, log)
-    train_set, val_pairs = datasets if datasets is not None else build_datasets(config)
     if checkpoint is not None:
         trainer.restore(checkpoint, last_path)
         log(f"resumed from {last_path} at step {trainer.step}")
