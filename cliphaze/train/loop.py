@@ -247,6 +247,9 @@ def haze_options(config: TrainConfig) -> dict:
 def build_datasets(config: TrainConfig):
     """The training dataset and the validation images of ``config``.
 
+    Synthetic validation images use the same haze (kind, families and their options) as training,
+    with another seed, so validation measures the distribution the network is trained on.
+
     Returns:
         ``(train_dataset, val_pairs)`` where ``val_pairs`` is a list of ``(hazy (3, h, w), clear
         (3, h, w))`` fixed for the whole run (empty without ``val_data``).
