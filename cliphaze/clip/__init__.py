@@ -15,8 +15,10 @@ Public API (what the full network uses)::
     guide.density(x, size=(h, w)); guide.tokens(x)
 
 Modules: :mod:`.backbone` (loading), :mod:`.frozen` (wrapper), :mod:`.density` (zero-shot maps),
-:mod:`.prompts` (CoOp prompt learning), :mod:`.daclip` (DA-CLIP), :mod:`.small_clip` (the small
-haze CLIP: config, captions, training, compact checkpoint), :mod:`.evaluation` (Spearman/AUROC).
+:mod:`.prompts` (CoOp prompt learning), :mod:`.daclip` (DA-CLIP); the small haze CLIP:
+:mod:`.small_config` (open_clip configs), :mod:`.captions`, :mod:`.losses`, :mod:`.crops` (training
+samples), :mod:`.small_train` (recipes, calibrated prompts), :mod:`.compact` (checkpoint format),
+gathered by :mod:`.small_clip`. Density scores per haze family: :mod:`cliphaze.analysis.density_eval`.
 """
 
 from __future__ import annotations
