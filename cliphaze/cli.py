@@ -86,13 +86,46 @@ def command_name(args: argparse.Namespace) -> str:
     return " ".join(["cliphaze"] + [w for w in words if w])
 
 
+#: Exceptions that by contract name the file and what is wrong with it: printed like a
+#: :class:`~cliphaze.cli_types.UserError` (``module, class``; looked up only in modules already
+#: imported, so this costs no import).
+USER_ERROR_TYPES = [
+    ("cliphaze.serialization", "CheckpointError"),
+    ("cliphaze.io", "ImageReadError"),
+    ("cliphaze.clip.backbone", "MissingWeightsError"),
+    ("cliphaze.clip.prompts", "PromptBackboneMismatch"),
+    ("cliphaze.data.layouts", "LayoutError"),
+    ("cliphaze.data.layouts", "PairingError"),
+]
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message for an error the user can fix, or None for a bug (keeps its traceback).
+
+    User errors: :class:`~cliphaze.cli_types.UserError`, the file errors of :data:`USER_ERROR_TYPES`
+    and the operating system's file errors (missing, not a folder, no permission), which name the file.
+    """
+    from cliphaze.cli_types import UserError
+
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        if err.filename is not None and err.strerror:
+            return f"{err.filename}: {err.strerror.lower()}"
+        return str(err)
+    for module, name in USER_ERROR_TYPES:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(err, cls):
+            return str(err)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; returns the exit status (see :mod:`cliphaze.cli_types`).
 
-    A :class:`cliphaze.cli_types.UserError` is printed as ``cliphaze CMD: error: MESSAGE`` (no
+    A user error (:func:`user_error_message`) is printed as ``cliphaze CMD: error: MESSAGE`` (no
     traceback); any other exception is a bug and propagates with its traceback.
     """
-    from cliphaze.cli_types import UserError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -103,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as err:
-        print(f"{command_name(args)}: error: {err}", file=sys.stderr)
-        return err.exit_code
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"{command_name(args)}: error: {message}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"{command_name(args)}: interrupted", file=sys.stderr)
         return 130

@@ -102,9 +102,10 @@ def _read_png16(path: Path) -> np.ndarray:
     """Decode a 16-bit PNG keeping all bits (Pillow would reduce colour PNGs to 8 bits)."""
     import png
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    planes = info["planes"]
-    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
+    with open(path, "rb") as f:
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        planes = info["planes"]
+        arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
     if planes in (2, 4):  # gray+alpha or RGBA
         if arr[..., -1].min() < 65535:
             raise ImageReadError(

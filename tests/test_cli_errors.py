@@ -250,8 +250,12 @@ def test_the_loader_refuses_a_malicious_pickle(malicious):
 ], ids=["dehaze --model", "eval --methods", "density --model", "density --prompts", "train --resume"])
 def test_every_command_refuses_a_malicious_pickle(argv, malicious, images, tmp_path, capsys):
     path, marker = malicious
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("odd.jpg", "gray.png", "palette.png"):
+        (photos / name).write_bytes(images[name].read_bytes())
     names = {"img": images["odd.jpg"], "out": tmp_path / "out", "evil": path, "run": path.parent / "run",
-             "photos": images["odd.jpg"].parent}
+             "photos": photos}
     rc = main([a.format(**names) for a in argv])
     err = capsys.readouterr().err
     assert rc == 2, err
@@ -451,3 +455,19 @@ def test_side_outputs_never_replace_another_output(images, model_file, tmp_path,
                                                     "a_compare_2_compare.png"]
     assert read_image(out / "a_compare_2.png").shape[-2:] == (37, 53)  # the second input, dehazed
     assert read_image(out / "a_compare.png").shape[-2:] == (20, 48)  # a.png beside its result
+
+
+@pytest.mark.parametrize("argv", [
+    ["clip", "train-small", "--data", "{missing}", "--steps", "1", "-o", "{out}"],
+    ["clip", "learn-prompts", "--data", "{missing}", "--steps", "1", "-o", "{out}"],
+    ["clip", "evaluate", "--test", "{missing}", "--limit", "1"],
+    ["clip", "learn-prompts", "--data", "{photos}", "--model", "{evil}", "--steps", "1", "-o", "{out}"],
+], ids=["train-small missing data", "learn-prompts missing data", "evaluate missing test", "learn-prompts evil"])
+def test_clip_commands_report_file_errors_in_one_line(argv, malicious, images, tmp_path, capsys):
+    path, marker = malicious
+    names = {"missing": tmp_path / "nothere", "out": tmp_path / "x.pt", "evil": path,
+             "photos": images["odd.jpg"].parent}
+    assert main([a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cliphaze clip {argv[1]}: error:") and "Traceback" not in err
+    assert ("nothere" in err or "evil.pt" in err) and not marker.exists()

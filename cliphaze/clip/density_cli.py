@@ -61,6 +61,11 @@ def run(args) -> int:
         print(line)
     if not paths:
         raise UserError(f"{', '.join(args.inputs)}: no images to read ({'; '.join(problems)})")
+    if args.prompts not in ("learned", "hand", "hand-written", "ensemble") and not Path(args.prompts).is_file():
+        raise UserError(f"{args.prompts}: no such prompt file; --prompts takes learned, hand, ensemble or a file "
+                        "written by cliphaze clip learn-prompts")
+    if args.model and args.model.endswith((".pt", ".pth")) and not Path(args.model).is_file():
+        raise UserError(f"{args.model}: no such CLIP checkpoint file")
     out_dir = prepare_output_folders(Path(args.out), paths, hint="the default outputs/density, or a new folder")
     apply_threads(args)
 
@@ -79,7 +84,7 @@ def run(args) -> int:
     for path in paths:
         try:
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+                warnings.simplefilter("always", UserWarning)
                 image = read_image(path)
             for w in caught:
                 batch.note(str(w.message))

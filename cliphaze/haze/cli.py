@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         for path in files:
             try:
                 with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                    warnings.simplefilter("always", UserWarning)
                     clear = read_image(path)
                 for w in caught:
                     batch.note(str(w.message))

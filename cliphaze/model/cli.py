@@ -85,7 +85,7 @@ def run(args) -> int:
     for path in paths:
         try:
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+                warnings.simplefilter("always", UserWarning)
                 hazy = read_image(path)
             for w in caught:
                 batch.note(str(w.message))
