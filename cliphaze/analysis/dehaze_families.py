@@ -23,7 +23,8 @@ __all__ = ["family_pairs", "evaluate_families", "family_markdown", "generalisati
 
 
 def family_pairs(photos: Sequence[torch.Tensor], names: Sequence[str], families: Sequence[str],
-                 seed: int = 1234, hazes_per_pair: int = 2, **options) -> dict[str, list[dict]]:
+                 seed: int = 1234, hazes_per_pair: int = 2, real_max_side: int | None = 320,
+                 **options) -> dict[str, list[dict]]:
     """Seeded hazy/clear pairs per family, as :func:`cliphaze.evaluate.evaluate` takes them.
 
     Args:
@@ -33,6 +34,8 @@ def family_pairs(photos: Sequence[torch.Tensor], names: Sequence[str], families:
             (:func:`cliphaze.haze.real_depth.real_depth_pairs`), ``hazes_per_pair`` draws each.
         seed: haze seed (the same seed gives the same pairs).
         hazes_per_pair: haze draws per real colour + depth pair.
+        real_max_side: area-downsample the real pairs (colour and depth alike) to this longer side
+            (None: full size; the motorcycle is 741 x 497, the indoor frames 640 x 480).
         **options: passed to :func:`cliphaze.haze.synthesize` (``dense``, ``airlight_colour``, ...).
 
     Returns:
@@ -40,9 +43,29 @@ def family_pairs(photos: Sequence[torch.Tensor], names: Sequence[str], families:
     """
     from cliphaze.analysis.density_eval import family_eval_sets
 
-    sets = family_eval_sets(families, photos, names, seed=seed, hazes_per_pair=hazes_per_pair, **options)
+    real_pairs = None
+    if "real-depth" in families:
+        from cliphaze.haze.real_depth import real_depth_pairs
+
+        real_pairs = [_shrink_pair(p, real_max_side) for p in real_depth_pairs()]
+    sets = family_eval_sets(families, photos, names, seed=seed, real_pairs=real_pairs,
+                            hazes_per_pair=hazes_per_pair, **options)
     return {family: [{"hazy": h[0], "clear": c[0], "name": n} for h, c, n in zip(s.hazy, s.clear, s.names)]
             for family, s in sets.items()}
+
+
+def _shrink_pair(pair, max_side: int | None):
+    """A real colour + depth pair area-downsampled to ``max_side`` (unchanged when already smaller)."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    h, w = pair.colour.shape[-2:]
+    if max_side is None or max(h, w) <= max_side:
+        return pair
+    size = (max(1, round(h * max_side / max(h, w))), max(1, round(w * max_side / max(h, w))))
+    return dataclasses.replace(pair, colour=F.interpolate(pair.colour[None].float(), size=size, mode="area")[0],
+                               depth=F.interpolate(pair.depth[None].float(), size=size, mode="area")[0])
 
 
 def evaluate_families(methods: Sequence, pairs: dict[str, list[dict]], device: str = "cpu") -> dict:
