@@ -98,14 +98,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a CLIPHaze network (synthetic haze or a benchmark)",
                               description=__doc__, epilog=EXIT_CODES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="JSON or YAML file of TrainConfig fields (flags override it)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
+    p.add_argument("--config", help="JSON or YAML file of TrainConfig fields; flags given on the command line override it (default: none)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists (default: off, and a folder holding a run is refused)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run already in --out (removes its last.pt, best.pt, history.json, "
-                   "config.json, prompts.pt first)")
+                   "config.json, prompts.pt first; default: off)")
     p.add_argument("--stop-at", type=positive_int, default=None,
-                   help="stop after this step (schedule still uses --steps)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+                   help="stop after this step; the schedule still uses --steps (default: run all --steps)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar, log lines only (default: a progress bar)")
     # the old spelling of --aggregation (density, semantic, none = static); not listed in --help
     p.add_argument("--guidance", choices=("density", "semantic", "none"), default=None, help=argparse.SUPPRESS)
     hints = typing.get_type_hints(TrainConfig)
