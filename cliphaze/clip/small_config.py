@@ -11,12 +11,13 @@ import json
 import tempfile
 from pathlib import Path
 
+from cliphaze.defaults import SHIPPED_GUIDE
 from cliphaze.paths import ASSETS_DIR
 
 __all__ = ["SMALL_CLIP_NAME", "TINY_TEST_CLIP_NAME", "SMALL_CLIP_CONFIG", "TINY_TEST_CLIP_CONFIG",
            "SHIPPED_SMALL_CLIP", "register_small_configs"]
 
-SMALL_CLIP_NAME = "haze-clip-small"
+SMALL_CLIP_NAME = SHIPPED_GUIDE   # the shipped guide is this config with its trained weights
 TINY_TEST_CLIP_NAME = "tiny-test-clip"
 SHIPPED_SMALL_CLIP = ASSETS_DIR / "haze_clip_small.pt"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cliphaze.cli_batch import expand_inputs
 from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, non_negative_int, plain_text
+from cliphaze.defaults import SHIPPED_MODEL, TILE_OVERLAP
 
 __all__ = ["register", "run", "expand_inputs"]
 
@@ -31,13 +32,13 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (not recursive) or glob patterns")
     p.add_argument("-o", "--out", required=True,
                    help="output folder, created if needed; may not hold any input (required)")
-    p.add_argument("--model", default="cliphaze-tiny",
+    p.add_argument("--model", default=SHIPPED_MODEL,
                    help="shipped model name or checkpoint path written by cliphaze train (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: %(default)s)")
     p.add_argument("--tile", type=non_negative_int, default=None,
                    help="tile side in pixels for large images; 0 = never tile (default: 1024 above "
                    "1 megapixel, otherwise one pass)")
-    p.add_argument("--overlap", type=non_negative_int, default=32,
+    p.add_argument("--overlap", type=non_negative_int, default=TILE_OVERLAP,
                    help="tile overlap in pixels, smaller than the tile minus 4 (default: %(default)s)")
     p.add_argument("--side-by-side", action="store_true",
                    help="also save NAME_compare.png, hazy and dehazed side by side (default: off)")
