@@ -101,6 +101,7 @@ def test_family_table_scores_the_truth_perfectly_and_flags_content():
     for family in sets:
         row = table[family]["oracle"]
         assert row["spearman_per_image"] > 0.99 and row["auroc_hazy_vs_clear"] == 1.0
+        assert row["mae"] < 1e-6 and 0.0 <= row["saturated"] <= 1.0
         assert row["clear_mean"] == 0.0 and math.isnan(row["lum_spearman"])  # constant map: no rho
         assert table[family]["brightness"]["lum_spearman"] > 0.99
     ok = check_targets(table["room"]["brightness"])

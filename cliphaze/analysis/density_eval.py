@@ -11,6 +11,9 @@ predicted density map ``M`` can be scored against ``D = 1 - t``:
   ``AUC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)`` with ``R_pos`` the rank sum of the
   positives. Pixel-level for ``D > threshold`` ("dense haze") against the rest, and image-level for
   hazy images against their clear originals (score: the mean of the map).
+- **Calibration**: the mean absolute error between map and true density, and the share of
+  saturated map cells (below 0.05 or above 0.95): a density map is close to ``D`` and rarely
+  saturates; a 0/1 decision saturates.
 - **On clear photos** a map that measures haze must be low and must not follow the content: the
   mean map, and Spearman's rho between the map and the luminance ``Y = 0.299 R + 0.587 G + 0.114 B``
   per image (a map that calls white walls hazy has a large positive rho).
@@ -315,9 +318,12 @@ def family_table(methods: dict[str, Callable[[torch.Tensor], torch.Tensor]], set
         sets: family -> :class:`EvalSet` (with ``clear``).
 
     Returns:
-        ``{family: {method: {"spearman_per_image", "spearman_pooled", "auroc_pixels",
-        "auroc_hazy_vs_clear", "clear_mean", "lum_spearman", "lum_abs_spearman", "n_images",
-        "s_per_image"}}}``. Maps of clear photos shared by several sets are computed once.
+        ``{family: {method: {"spearman_per_image", "mae", "saturated", "spearman_pooled",
+        "auroc_pixels", "auroc_hazy_vs_clear", "clear_mean", "lum_spearman", "lum_abs_spearman",
+        "n_images", "s_per_image"}}}``: ``mae`` is the mean absolute difference between map and true
+        density (is the map a density?), ``saturated`` the share of map cells below 0.05 or above
+        0.95 on hazy images (a 0/1 decision saturates). Maps of clear photos shared by several sets
+        are computed once.
     """
     cache: dict[tuple, torch.Tensor] = {}
     table: dict = {}
@@ -340,8 +346,11 @@ def family_table(methods: dict[str, Callable[[torch.Tensor], torch.Tensor]], set
             labels = torch.tensor([True] * len(hazy_maps) + [False] * len(clear_maps))
             unique_clear = {id(c): (m, c) for m, c in zip(clear_maps, es.clear)}.values()
             clear_stats = clear_photo_scores([m for m, _ in unique_clear], [c for _, c in unique_clear], resolution)
+            hazy_pooled = torch.cat([F.adaptive_avg_pool2d(m.float(), resolution) for m in hazy_maps])
             table[family][name] = {
                 "spearman_per_image": scores.spearman_per_image,
+                "mae": float((hazy_pooled - true).abs().mean()),
+                "saturated": float(((hazy_pooled < 0.05) | (hazy_pooled > 0.95)).float().mean()),
                 "spearman_pooled": scores.spearman_pooled,
                 "auroc_pixels": scores.auroc_pooled,
                 "auroc_hazy_vs_clear": auroc(per_image, labels),
@@ -391,12 +400,13 @@ def _sots_rows(methods: dict, sots) -> dict:
 
 def format_family_table(table: dict) -> str:
     """The :func:`family_table` result as one markdown table (a row per family and method)."""
-    lines = ["| family | method | Spearman per image | AUROC hazy vs clear | mean map on clear | "
-             "Spearman(map, Y) on clear | mean abs |", "|---|---|---|---|---|---|---|"]
+    lines = ["| family | method | Spearman per image | MAE | saturated | AUROC hazy vs clear | mean map on clear | "
+             "Spearman(map, Y) on clear | mean abs |", "|---|---|---|---|---|---|---|---|---|"]
     for family, rows in table.items():
         for name, r in rows.items():
-            lines.append(f"| {family} | {name} | {r['spearman_per_image']:.3f} | {r['auroc_hazy_vs_clear']:.3f} | "
-                         f"{r['clear_mean']:.3f} | {r['lum_spearman']:+.3f} | {r['lum_abs_spearman']:.3f} |")
+            lines.append(f"| {family} | {name} | {r['spearman_per_image']:.3f} | {r['mae']:.3f} | {r['saturated']:.3f} | "
+                         f"{r['auroc_hazy_vs_clear']:.3f} | {r['clear_mean']:.3f} | {r['lum_spearman']:+.3f} | "
+                         f"{r['lum_abs_spearman']:.3f} |")
     return "\n".join(lines)
 
 
