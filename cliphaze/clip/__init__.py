@@ -42,7 +42,7 @@ from cliphaze.clip.density import (
 )
 from cliphaze.clip.frozen import FrozenCLIP
 from cliphaze.clip.prompts import PromptBackboneMismatch, PromptLearner, load_prompts, save_prompts
-from cliphaze.clip.small_clip import SHIPPED_SMALL_CLIP, SMALL_CLIP_NAME, TINY_TEST_CLIP_NAME
+from cliphaze.clip.small_config import SHIPPED_SMALL_CLIP, SMALL_CLIP_NAME, TINY_TEST_CLIP_NAME
 
 __all__ = [
     "load_clip",

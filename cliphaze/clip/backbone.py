@@ -3,7 +3,7 @@
 Four ways in, one code path (``open_clip.create_model``) underneath:
 
 - the shipped **haze-clip-small** (default; a compact checkpoint in ``cliphaze/assets``, see
-  :mod:`cliphaze.clip.small_clip`);
+  :mod:`cliphaze.clip.small_config`);
 - any open_clip **model name + pretrained tag** (``"ViT-B-32", pretrained="openai"``), used when
   the weights are already in the Hugging Face cache;
 - a **local checkpoint** (``.pt``/``.bin``/``.safetensors`` state dict, or open_clip's
@@ -27,14 +27,8 @@ from pathlib import Path
 
 import torch
 
-from cliphaze.clip.small_clip import (
-    CHECKPOINT_FORMAT,
-    SHIPPED_SMALL_CLIP,
-    SMALL_CLIP_NAME,
-    file_digest,
-    load_small_clip_state,
-    register_small_configs,
-)
+from cliphaze.clip.compact import CHECKPOINT_FORMAT, file_digest, load_small_clip_state
+from cliphaze.clip.small_config import SHIPPED_SMALL_CLIP, SMALL_CLIP_NAME, register_small_configs
 
 __all__ = [
     "MissingWeightsError",
@@ -166,7 +160,7 @@ def _expected_file(model_name: str, tag: str) -> tuple[str, str]:
 
 
 def _load_compact(path: Path):
-    """Load a compact checkpoint written by :func:`cliphaze.clip.small_clip.save_small_clip`."""
+    """Load a compact checkpoint written by :func:`cliphaze.clip.compact.save_small_clip`."""
     import open_clip
 
     from cliphaze.serialization import safe_torch_load

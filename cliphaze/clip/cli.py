@@ -44,8 +44,8 @@ def _learn_prompts(args) -> int:
     import torch
 
     from cliphaze.clip import load_clip, save_prompts
+    from cliphaze.clip.crops import load_photos
     from cliphaze.clip.prompts import PromptLearnerConfig, train_prompts
-    from cliphaze.clip.small_clip import load_photos
 
     torch.set_num_threads(args.threads)
     clip = load_clip(args.model, pretrained=args.pretrained)
@@ -61,7 +61,7 @@ def _learn_prompts(args) -> int:
 
 def _info(args) -> int:
     from cliphaze.clip.backbone import find_cached_clip
-    from cliphaze.clip.small_clip import SHIPPED_SMALL_CLIP
+    from cliphaze.clip.small_config import SHIPPED_SMALL_CLIP
 
     print(json.dumps({
         "default_backbone": "haze-clip-small (shipped, trained here on synthetic haze; not OpenAI CLIP)",

@@ -36,8 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cliphaze.clip.backbone import BackboneInfo, MissingWeightsError
+from cliphaze.clip.compact import file_digest
 from cliphaze.clip.frozen import FrozenCLIP
-from cliphaze.clip.small_clip import file_digest
 
 __all__ = ["DaCLIPModel", "FrozenDaCLIP", "split_daclip_state_dict", "load_daclip", "DACLIP_FILENAME"]
 
@@ -178,7 +178,7 @@ def load_daclip(path: str | os.PathLike | None = None, model_name: str = "ViT-B-
     """
     import open_clip
 
-    from cliphaze.clip.small_clip import register_small_configs
+    from cliphaze.clip.small_config import register_small_configs
 
     register_small_configs()
     if path is None:

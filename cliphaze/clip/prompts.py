@@ -15,7 +15,7 @@ encoders frozen and minimises::
     L = CE( s * [v . t_hazy, v . t_clear], y ),      y = 0 for a hazy image, 1 for a clear one
 
 (``s`` = CLIP's logit scale, 100 for OpenAI CLIP). Hazy images are synthesised from clear photos
-(:class:`cliphaze.clip.small_clip.HazeCropSampler`); image embeddings do not depend on the
+(:class:`cliphaze.clip.crops.HazeCropSampler`); image embeddings do not depend on the
 prompts, so a pool of them is computed once and the steps only run the text tower. The paper
 labels whole images hazy or clear (``target="images"``); by default we label *regions* (projected
 patch tokens) by the true density under them (hazy above ``hazy_above = 0.5``), because the
@@ -142,7 +142,7 @@ class PromptLearnerConfig:
     ``target`` chooses what a training example is:
 
     - ``"images"``: one embedding per crop, hazy if its mean density ``1 - t`` is at least
-      :data:`cliphaze.clip.small_clip.CLEAR_BELOW`: the paper's setting (hazy vs clear images).
+      :data:`cliphaze.clip.captions.CLEAR_BELOW`: the paper's setting (hazy vs clear images).
     - ``"regions"`` (default): one projected patch token per region of a crop, hazy if the true
       density under it exceeds ``hazy_above``. The density map scores *regions*, so this trains
       the prompts on the quantity they will be used for. Our reconstruction choice: with the
@@ -180,7 +180,8 @@ def embed_pool(clip: FrozenCLIP, photos, n_crops: int, seed: int = 0, batch_size
         ``(embeddings (m, e), labels (m,), densities (m,))``; label 0 = hazy, 1 = clear;
         ``m = 2 n_crops`` for images, ``2 n_crops gh gw`` for regions.
     """
-    from cliphaze.clip.small_clip import CLEAR_BELOW, HazeCropSampler
+    from cliphaze.clip.captions import CLEAR_BELOW
+    from cliphaze.clip.crops import HazeCropSampler
 
     if target not in ("images", "regions"):
         raise ValueError(f"target must be 'images' or 'regions', got {target!r}")
