@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands are the source of truth.
-.PHONY: install test unit notebooks lint bench
+.PHONY: install test unit notebooks figures lint bench
 
 install:
 	pip install -e ".[notebooks,dev]"
@@ -14,6 +14,12 @@ notebooks:       ## re-execute every lesson in place with its default parameters
 	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
 		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 papermill "$$nb" "$$nb" -k python3 || exit 1; \
 	done
+
+figures:         ## regenerate the figures under docs/figures (lesson 06 with figures_dir set, the teaser, the diagrams)
+	cd notebooks && HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 papermill 06_evaluation.ipynb "$${TMPDIR:-/tmp}/06_figures.ipynb" \
+		-k python3 -p figures_dir "$$(cd ../docs/figures && pwd)"
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python docs/make_teaser.py
+	python docs/make_diagrams.py
 
 lint:
 	ruff check cliphaze tests benchmarks data
