@@ -179,6 +179,24 @@ class Batch:
         self.notes.append(message)
         print(f"{self.command}: warning: {message}", file=sys.stderr)
 
+    def read(self, path):
+        """The image at ``path`` as :func:`cliphaze.io.read_image` gives it, or None after recording why
+        it was skipped; its warnings (an animated image, ...) become notes."""
+        import warnings
+
+        from cliphaze.io import ImageReadError, read_image
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                image = read_image(path)
+        except ImageReadError as err:
+            self.skip(str(err))
+            return None
+        for w in caught:
+            self.note(str(w.message))
+        return image
+
     def finish(self, summary: str) -> int:
         """Print ``summary`` and the skipped files; return 0, or 1 when anything was skipped."""
         print(summary)

@@ -50,7 +50,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Run ``cliphaze density`` (exit status: see :mod:`cliphaze.cli_types`)."""
-    import warnings
 
     from cliphaze.cli_batch import Batch, expand_inputs, prepare_output_folders, unique_name
     from cliphaze.cli_types import UserError, apply_threads
@@ -70,7 +69,7 @@ def run(args) -> int:
     apply_threads(args)
 
     from cliphaze.clip import HazeGuide, MissingWeightsError, PromptBackboneMismatch, load_clip
-    from cliphaze.io import ImageReadError, read_image, save_image
+    from cliphaze.io import save_image
     from cliphaze.serialization import CheckpointError
 
     try:
@@ -82,14 +81,8 @@ def run(args) -> int:
     used: set[str] = set()
     done = 0
     for path in paths:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
-                image = read_image(path)
-            for w in caught:
-                batch.note(str(w.message))
-        except ImageReadError as err:
-            batch.skip(str(err))
+        image = batch.read(path)
+        if image is None:
             continue
         try:
             density = guide.density(image[None], size=tuple(image.shape[1:]))[0]

@@ -57,7 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cliphaze haze`` (exit status: see :mod:`cliphaze.cli_types`)."""
-    import warnings
 
     from cliphaze.cli_batch import Batch, expand_inputs, prepare_output_folders, unique_name
     from cliphaze.cli_types import UserError, apply_threads
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cliphaze.haze import synthesize, synthesize_haze
-    from cliphaze.io import ImageReadError, read_image, save_image
+    from cliphaze.io import save_image
 
     gen = torch.Generator().manual_seed(args.seed)
     batch = Batch("cliphaze haze", problems)
@@ -84,14 +83,8 @@ def run(args: argparse.Namespace) -> int:
     params_file = open(args.out / "params.jsonl", "w") if args.maps else None
     try:
         for path in files:
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", UserWarning)
-                    clear = read_image(path)
-                for w in caught:
-                    batch.note(str(w.message))
-            except ImageReadError as err:
-                batch.skip(str(err))
+            clear = batch.read(path)
+            if clear is None:
                 continue
             try:
                 if args.family is not None:

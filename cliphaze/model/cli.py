@@ -51,7 +51,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Run ``cliphaze dehaze`` (exit status: see :mod:`cliphaze.cli_types`)."""
     import time
-    import warnings
 
     from cliphaze.cli_batch import Batch, prepare_output_folders, unique_name
     from cliphaze.cli_types import UserError, apply_threads
@@ -69,7 +68,7 @@ def run(args) -> int:
 
     import torch
 
-    from cliphaze.io import ImageReadError, read_image, save_image
+    from cliphaze.io import save_image
     from cliphaze.model import CheckpointError, load_model
     from cliphaze.model.inference import NonFiniteOutputError
 
@@ -84,14 +83,8 @@ def run(args) -> int:
     used: set[str] = set()
     done = 0
     for path in paths:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
-                hazy = read_image(path)
-            for w in caught:
-                batch.note(str(w.message))
-        except ImageReadError as err:
-            batch.skip(str(err))
+        hazy = batch.read(path)
+        if hazy is None:
             continue
         name = unique_name(path.name, used)
         if name != path.name:
