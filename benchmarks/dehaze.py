@@ -28,22 +28,11 @@ import subprocess
 import sys
 import time
 
+from _memory import reset_peak_rss, rss_mb  # benchmarks/ is on sys.path when run as a script
+
 SIZES = {"512^2": (512, 512), "1 MP": (768, 1365), "12 MP": (3000, 4000)}
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "data", "samples",
                       "hazy", "coffee.png")
-
-
-def _rss_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:   # "5" resets VmHWM to the current RSS (Linux)
-        f.write("5")
 
 
 def _split_hooks(model):
@@ -116,8 +105,8 @@ def worker(size: str, clock_name: str, split: bool) -> dict:
     model.dehaze_tensor(img[:, :128, :128])                     # warm-up: JIT cache, masks
     if acc is not None:
         acc.clear()
-    base = _rss_mb("VmRSS")
-    _reset_peak_rss()
+    base = rss_mb("VmRSS")
+    reset_peak_rss()
     t0 = clock()
     if acc is not None:
         push("tiling, padding, blending")
@@ -125,7 +114,7 @@ def worker(size: str, clock_name: str, split: bool) -> dict:
     if acc is not None:
         pop()
     seconds = clock() - t0
-    peak = _rss_mb("VmHWM") - base
+    peak = rss_mb("VmHWM") - base
     t0 = clock()
     dehaze_dcp(img)
     dcp = clock() - t0

@@ -40,6 +40,7 @@ import sys
 import time
 
 import torch
+from _memory import reset_peak_rss, rss_mb  # benchmarks/ is on sys.path when run as a script
 
 WIDTHS = ((32, 8), (256, 16))          # (d_inner, d_state)
 LENGTHS = (64 * 64, 128 * 128, 256 * 256)
@@ -110,19 +111,6 @@ def scan_fn(backend: str):
             "compiled": ssm.selective_scan_compiled, "chunked": ssm.selective_scan_chunked}[backend]
 
 
-def _rss_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as f:   # "5" resets VmHWM to the current RSS (Linux)
-        f.write("5")
-
-
 def _time(fn, repeats: int, sync=lambda: None, clock=None) -> float:
     clock = clock or _clock
     times = []
@@ -167,10 +155,10 @@ def worker(backend: str, d_inner: int, n: int, l: int, modes: list[str], repeats
 
         # Peak memory from the first run, measured from a fresh high-water mark: later runs may
         # reuse memory the allocator kept, which would hide the true peak.
-        base = _rss_mb("VmRSS")
-        _reset_peak_rss()
+        base = rss_mb("VmRSS")
+        reset_peak_rss()
         first_ms = _time(run, 1)
-        peak = max(0.0, _rss_mb("VmHWM") - base)
+        peak = max(0.0, rss_mb("VmHWM") - base)
         # A case that takes over 2 s is timed by that first run alone (warm-up effects are then
         # negligible and repeats would push the full table past ten minutes).
         ms = first_ms if first_ms > 2000 else _time(run, repeats)   # the first run was the warm-up
