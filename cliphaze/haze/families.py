@@ -50,7 +50,7 @@ import torch
 
 from cliphaze.haze.depth import ramp_depth_proxy, room_depth
 from cliphaze.haze.noise import band_field, blob_field, fbm_field, smooth_noise
-from cliphaze.haze.scattering import HazeSample, apply_scattering
+from cliphaze.haze.scattering import HazeSample, apply_scattering, batch_depth
 
 __all__ = ["HAZE_FAMILIES", "AIRLIGHT_COLOURS", "T_MIN", "synthesize", "draw_airlight", "add_sensor_noise",
            "jpeg_recompress", "family_optical_depth"]
@@ -249,14 +249,7 @@ def synthesize(
     dev = clear.device
     clear = clear.float()
     if depth is not None:
-        depth = depth.float().cpu()
-        if depth.ndim == 3:
-            depth = depth.unsqueeze(0)
-        if depth.shape[0] == 1 and b > 1:
-            depth = depth.expand(b, -1, -1, -1)
-        if tuple(depth.shape) != (b, 1, h, w):
-            raise ValueError(f"depth must be (b, 1, h, w) = {(b, 1, h, w)}, got {tuple(depth.shape)}")
-        depth = depth.clamp(0, 1)
+        depth = batch_depth(depth, b, h, w).clamp(0, 1)
     beta_t = _per_image(_BETA[family][1 if dense else 0] if beta is None else beta, b, generator)
     tau, d, mod = family_optical_depth(family, b, h, w, beta_t, generator, depth)
     t = torch.exp(-tau).clamp(T_MIN, 1.0)

@@ -117,6 +117,25 @@ def apply_scattering(clear: torch.Tensor, transmission: torch.Tensor, airlight: 
     return clear * transmission + airlight * (1.0 - transmission)
 
 
+def batch_depth(depth: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+    """A given depth map as a float32 CPU ``(b, 1, h, w)`` batch.
+
+    Args:
+        depth: ``(1, h, w)``, ``(1, 1, h, w)`` (shared by the batch) or ``(b, 1, h, w)``.
+
+    Raises:
+        ValueError: any other shape (the message gives the expected one).
+    """
+    depth = depth.float().cpu()
+    if depth.ndim == 3:
+        depth = depth.unsqueeze(0)
+    if depth.shape[0] == 1 and b > 1:
+        depth = depth.expand(b, -1, -1, -1)
+    if tuple(depth.shape) != (b, 1, h, w):
+        raise ValueError(f"depth must be (b, 1, h, w) = {(b, 1, h, w)}, got {tuple(depth.shape)}")
+    return depth
+
+
 def _uniform(lo: float, hi: float, n: int, generator: torch.Generator | None) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=generator)
 
@@ -167,16 +186,7 @@ def synthesize_haze(
     dev = clear.device
     clear = clear.float()
 
-    if depth is None:
-        depth = ramp_depth_proxy(b, h, w, generator=generator)
-    else:
-        depth = depth.float().cpu()
-        if depth.ndim == 3:
-            depth = depth.unsqueeze(0)
-        if depth.shape[0] == 1 and b > 1:
-            depth = depth.expand(b, -1, -1, -1)
-        if tuple(depth.shape) != (b, 1, h, w):
-            raise ValueError(f"depth must be (b, 1, h, w) = {(b, 1, h, w)}, got {tuple(depth.shape)}")
+    depth = ramp_depth_proxy(b, h, w, generator=generator) if depth is None else batch_depth(depth, b, h, w)
     depth = config.depth_floor + (1.0 - config.depth_floor) * depth.clamp(0, 1)
 
     def per_image(value, rng):
