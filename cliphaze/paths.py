@@ -1,5 +1,5 @@
 """Where the project finds things: the repository, shipped assets, sample images and the optional
-development data that sits beside the checkout in ``../shared/data``."""
+development data folder (``$CLIPHAZE_SHARED_DATA``, or ``shared/data`` beside the checkout)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def samples_dir() -> Path:
 def shared_data_dir() -> Path | None:
     """Development data (BSDS500, SOTS-indoor subset, AOD-Net weights), or None when absent.
 
-    Looked up in ``$CLIPHAZE_SHARED_DATA``, then ``../shared/data`` beside the checkout.
+    Looked up in ``$CLIPHAZE_SHARED_DATA``, then in a ``shared/data`` folder beside the checkout.
     """
     env = os.environ.get("CLIPHAZE_SHARED_DATA")
     candidates = [Path(env)] if env else []
