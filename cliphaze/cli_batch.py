@@ -154,6 +154,31 @@ def unique_name(name: str, used: set[str]) -> str:
     return candidate
 
 
+def gather_inputs(items: list[str], what: str = "images") -> tuple[list[Path], list[str]]:
+    """:func:`expand_inputs` for a batch command: prints the per-folder notes and refuses when nothing
+    was found.
+
+    Args:
+        items: the command's ``IN`` arguments.
+        what: what the command found none of, for the error ("images to dehaze", ...).
+
+    Returns:
+        ``(paths, problems)`` as :func:`expand_inputs` gives them, ``paths`` never empty.
+
+    Raises:
+        UserError: no input yields an image (the message lists why for each).
+    """
+    from cliphaze.cli_types import UserError
+
+    notes: list[str] = []
+    paths, problems = expand_inputs(items, notes)
+    for line in notes:
+        print(line)
+    if not paths:
+        raise UserError(f"{', '.join(items)}: no {what} ({'; '.join(problems)})")
+    return paths, problems
+
+
 class Batch:
     """Bookkeeping of one batch command: skipped files, notes and the closing summary.
 

@@ -51,15 +51,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Run ``cliphaze density`` (exit status: see :mod:`cliphaze.cli_types`)."""
 
-    from cliphaze.cli_batch import Batch, expand_inputs, prepare_output_folders, unique_name
+    from cliphaze.cli_batch import Batch, gather_inputs, prepare_output_folders, unique_name
     from cliphaze.cli_types import UserError, apply_threads
 
-    notes: list[str] = []
-    paths, problems = expand_inputs(args.inputs, notes)
-    for line in notes:
-        print(line)
-    if not paths:
-        raise UserError(f"{', '.join(args.inputs)}: no images to read ({'; '.join(problems)})")
+    paths, problems = gather_inputs(args.inputs, "images to read")
     if args.prompts not in ("learned", "hand", "hand-written", "ensemble") and not Path(args.prompts).is_file():
         raise UserError(f"{args.prompts}: no such prompt file; --prompts takes learned, hand, ensemble or a file "
                         "written by cliphaze clip learn-prompts")

@@ -58,15 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``cliphaze haze`` (exit status: see :mod:`cliphaze.cli_types`)."""
 
-    from cliphaze.cli_batch import Batch, expand_inputs, prepare_output_folders, unique_name
-    from cliphaze.cli_types import UserError, apply_threads
+    from cliphaze.cli_batch import Batch, gather_inputs, prepare_output_folders, unique_name
+    from cliphaze.cli_types import apply_threads
 
-    notes: list[str] = []
-    files, problems = expand_inputs(args.inputs, notes)
-    for line in notes:
-        print(line)
-    if not files:
-        raise UserError(f"{', '.join(args.inputs)}: no input images ({'; '.join(problems)})")
+    files, problems = gather_inputs(args.inputs, "input images")
     folders = ("hazy", "GT", "transmission") if args.maps else ("hazy", "GT")
     prepare_output_folders(args.out, files, subfolders=folders)
     apply_threads(args)

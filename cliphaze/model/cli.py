@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cliphaze.cli_batch import expand_inputs
+from cliphaze.cli_batch import expand_inputs, gather_inputs
 from cliphaze.cli_types import EXIT_CODES_HELP, add_threads_arg, non_negative_int, plain_text
 from cliphaze.defaults import SHIPPED_MODEL, TILE_OVERLAP
 
@@ -57,12 +57,7 @@ def run(args) -> int:
 
     if args.tile and args.overlap >= args.tile - 4:
         raise UserError(f"--overlap {args.overlap} must be smaller than --tile {args.tile} minus 4")
-    notes: list[str] = []
-    paths, problems = expand_inputs(args.inputs, notes)
-    for line in notes:
-        print(line)
-    if not paths:
-        raise UserError(f"{', '.join(args.inputs)}: no images to dehaze ({'; '.join(problems)})")
+    paths, problems = gather_inputs(args.inputs, "images to dehaze")
     out_dir = prepare_output_folders(Path(args.out), paths)
     apply_threads(args)
 
