@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cliphaze.block.window_attention import explicit_attention
+
 __all__ = ["count_parameters", "parameter_breakdown", "scan_flops", "count_flops", "FlopReport"]
 
 
@@ -119,7 +121,7 @@ def count_flops(module: nn.Module, *args, **kwargs) -> FlopReport:
             hooks.append(m.register_forward_hook(scan_hook))
     counter = FlopCounterMode(display=False, depth=2)
     try:
-        with torch.no_grad(), counter:
+        with torch.no_grad(), explicit_attention(), counter:
             module(*args, **kwargs)
     finally:
         for h in hooks:

@@ -23,8 +23,8 @@ in the encoder and decoder, 1.0 s without). ``tiny`` therefore works at full res
 convolutions only (stem, skip fusion, head) and puts its TrambaDA blocks at 1/2 and 1/4
 resolution; ``small`` and ``paper`` have blocks at every level, as in the paper. :func:`describe_presets` prints parameters and FLOPs at 256x256 for each
 (counted with :func:`cliphaze.block.count_flops`, scan FLOPs estimated as VMamba does; the frozen
-CLIP guide is not included). Measured with it: ``tiny`` 76,732 parameters and 2.0 GFLOPs,
-``small`` 1,206,712 and 41.9 GFLOPs, ``paper`` 8,909,988 and 243.6 GFLOPs. Lesson: ``notebooks/05_full_training.ipynb``, section "Presets".
+CLIP guide is not included). Measured with it: ``tiny`` 76,732 parameters and 1.94 GFLOPs,
+``small`` 1,206,712 and 39.1 GFLOPs, ``paper`` 8,909,988 and 232.3 GFLOPs. Lesson: ``notebooks/05_full_training.ipynb``, section "Presets".
 
 *Aggregation, not guidance.* A config names the aggregation kind of its blocks (``"density"``,
 ``"semantic"``, ``"sum"``, ``"static"``, ``"attention"``, ``"mamba"``); what the CLIP guide must
