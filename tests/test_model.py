@@ -375,3 +375,14 @@ def test_missing_open_clip_weights_fail_at_once_naming_them(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("cliphaze train: error: CLIP guide 'open_clip:ViT-B-32/openai'")
     assert "Traceback" not in err and not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize(("shape", "r"), [((2, 16, 5, 7), 2), ((1, 36, 3, 4), 3)])
+def test_pixel_shuffle_equals_pytorch_bit_for_bit(shape, r):
+    """The network's PixelShuffle (a view + permute, faster on CPU) is nn.PixelShuffle exactly."""
+    from cliphaze.model.network import PixelShuffle
+
+    x = torch.randn(*shape)
+    assert torch.equal(PixelShuffle(r)(x), torch.nn.functional.pixel_shuffle(x, r))
+    with pytest.raises(ValueError, match="divisible"):
+        PixelShuffle(2)(torch.randn(1, 6, 2, 2))

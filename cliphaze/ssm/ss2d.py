@@ -122,9 +122,12 @@ class SS2D(nn.Module):
         b, d, h, w = x.shape
         k, n, r, l = self.directions, self.d_state, self.dt_rank, h * w
         xs = cross_scan(x, k)                                                        # (b, k, d, l)
-        x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)               # (b, k, r+2n, l)
-        dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)              # (b, k, d, l)
+        # Projections laid out (b, k, l, .): B and C are then handed to the scan as (b, k, n, l)
+        # views of (b, k, l, n) memory, the layout the compiled scan reads (no transpose copy).
+        x_dbl = torch.einsum("bkdl,kcd->bklc", xs, self.x_proj_weight)               # (b, k, l, r+2n)
+        dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=3)
+        Bs, Cs = Bs.transpose(2, 3), Cs.transpose(2, 3)                              # (b, k, n, l)
+        dts = torch.einsum("bklr,kdr->bkdl", dts, self.dt_projs_weight)              # (b, k, d, l)
         # The scan runs in float32 as in VMamba (float64 inputs stay float64, for gradcheck).
         f = torch.float64 if x.dtype == torch.float64 else torch.float32
         ys = selective_scan(
