@@ -149,7 +149,9 @@ class SS2D(nn.Module):
             x, z = xz.chunk(2, dim=-1)                                                # (b, h, w, d)
         else:
             x, z = xz, None
-        x = self.act(self.conv2d(x.permute(0, 3, 1, 2).contiguous()))                # (b, d, h, w)
+        # The permuted view is channels-last memory: the depthwise convolution runs on it directly
+        # (no copy, and faster than on NCHW on CPU).
+        x = self.act(self.conv2d(x.permute(0, 3, 1, 2)))                             # (b, d, h, w)
         y = self.out_norm(self.forward_core(x).to(x.dtype))
         if z is not None:
             y = y * F.silu(z)
