@@ -10,8 +10,11 @@ test:            ## unit tests and every notebook, headless (what CI runs)
 unit:            ## unit tests only (about 5 minutes on a 2-core CPU)
 	HF_HUB_OFFLINE=1 python -m pytest -m "not notebook"
 
-notebooks:       ## re-execute every lesson in place with its default parameters (seeded CPU run)
+notebooks:       ## re-execute every lesson and its worked solutions in place with default parameters (seeded CPU run)
 	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
+		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 papermill "$$nb" "$$nb" -k python3 || exit 1; \
+	done
+	cd notebooks/solutions && for nb in [0-9][0-9]_*.ipynb; do \
 		HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 papermill "$$nb" "$$nb" -k python3 || exit 1; \
 	done
 

@@ -125,3 +125,17 @@ def test_runner_returns_the_table_fields():
 def test_task_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         TaskConfig(**bad)
+
+
+def test_lab_command_writes_a_table_that_loads_back(tmp_path):
+    """`python -m cliphaze.analysis.mechanism_lab` writes JSON + markdown; load_result reads the table back."""
+    from cliphaze.analysis.mechanism_lab import load_result, main
+
+    js, md = tmp_path / "lab.json", tmp_path / "lab.md"
+    assert main(["--steps", "1", "--seeds", "0", "--variants", "attention", "density",
+                 "--json", str(js), "--markdown", str(md)]) == 0
+    back = load_result(js)
+    assert back.variants == ["attention", "density"] and back.config.steps == 1
+    assert "density" in md.read_text() and "--steps 1" in md.read_text()
+    density_run = next(r for r in __import__("json").loads(js.read_text())["runs"] if r["variant"] == "density")
+    assert 0.0 <= density_run["w_m"]["dense"] <= 1.0
