@@ -45,6 +45,8 @@ def test_notebook_is_a_lesson(path):
     assert len(prose) >= len(code) // 2, f"{path.name}: {len(prose)} markdown cells for {len(code)} code cells"
     assert path.stat().st_size < 3_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
     assert not any(".cuda()" in c.source for c in code), "no hard-coded .cuda() in lessons"
+    assert any("use_projector_style()" in c.source for c in code), \
+        f"{path.name}: figures must use cliphaze.plotting.use_projector_style() (100 dpi, >= 10 pt, JPEG)"
     executed = [c for c in code if c.get("execution_count")]
     assert len(executed) == len(code), f"{path.name}: committed without outputs (run `make notebooks`)"
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
