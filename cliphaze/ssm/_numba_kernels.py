@@ -7,8 +7,10 @@ vector ``h`` (n numbers) kept in a small local array:
 
     a_t = exp(delta_t A),   h_t = a_t * h_{t-1} + (delta_t u_t) B_t,   y_t = <C_t, h_t>
 
-Layouts: ``u``, ``dt`` (b, d, l) as given; ``B``, ``C`` transposed to (b, g, l, n) so that the n
-numbers of one step are contiguous. The loop over n is what LLVM vectorises; ``fastmath`` is
+Layouts: ``u``, ``dt`` (b, d, l) as given; ``B``, ``C`` transposed to (b, g, l, n) so that the
+numbers of one step are contiguous (for the forward, zero-padded to a multiple of :data:`LANES`
+and compiled for that constant width: :func:`forward_kernel` says why). The loop over the state
+is what LLVM vectorises; ``fastmath`` is
 limited to ``reassoc`` (so the sum over n in ``y_t`` may be vectorised) and ``contract`` (fused
 multiply-adds), and the float32 exponential below is compiled without either flag.
 
@@ -17,6 +19,7 @@ Derived in ``notebooks/03_selective_scan.ipynb``, section "A compiled loop".
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -171,44 +174,74 @@ def softplus_bias(delta, bias, out):
                 o[t] = max(x, zero) + _log1pf(_expf(-abs(x)))
 
 
-# ----- forward ---------------------------------------------------------------------------------
+# ----- forward, compiled per padded state width -------------------------------------------------
 
-@_jit(fastmath=_FAST)
-def scan_forward(u, dt, A, Bt, Ct, D, hd, block, y, last, ckpt):
-    """Forward scan of every lane; writes ``y = <C_t, h_t> + D u_t`` (b, d, l), ``last`` (b, d, n)
-    and, when ``ckpt`` (b, d, nblocks, n) has nblocks > 0, the state entering every ``block``
-    steps. ``D`` (d,) is all zeros when the caller adds ``D u`` itself."""
-    nb, nd, nl = u.shape
-    nn = A.shape[1]
-    save = ckpt.shape[2] > 0
-    h = np.zeros(nn, u.dtype)
-    zero = np.zeros(1, u.dtype)[0]
-    for b in range(nb):
-        for c in range(nd):
-            gi = c // hd
-            a = A[c]
-            dc = D[c]
-            for j in range(nn):
-                h[j] = zero
-            for t0 in range(0, nl, block):
-                if save:
-                    hk = ckpt[b, c, t0 // block]
-                    for j in range(nn):
-                        hk[j] = h[j]
-                for t in range(t0, min(nl, t0 + block)):
-                    dtt = dt[b, c, t]
-                    x = dtt * u[b, c, t]
-                    bv = Bt[b, gi, t]
-                    cv = Ct[b, gi, t]
-                    acc = zero
-                    for j in range(nn):
-                        hj = _expf(dtt * a[j]) * h[j] + x * bv[j]
-                        h[j] = hj
-                        acc += cv[j] * hj
-                    y[b, c, t] = acc + dc * u[b, c, t]
-            hl = last[b, c]
-            for j in range(nn):
-                hl[j] = h[j]
+LANES = 16
+"""State numbers the forward kernel processes side by side: the state is padded with zeros to a
+multiple of this (16 float32 fill one 512-bit vector register, two 256-bit ones)."""
+
+
+def padded_state(n: int) -> int:
+    """The state width the forward kernel runs for a d_state of ``n``: ``n`` rounded up to
+    :data:`LANES`."""
+    return -(-n // LANES) * LANES
+
+
+@functools.lru_cache(maxsize=None)
+def forward_kernel(nn: int):
+    """The forward scan compiled for a state of exactly ``nn`` numbers (a multiple of LANES).
+
+    Why a width per compilation: the loop over the state is the one LLVM vectorises, and it
+    does so well only when it knows the trip count. With ``n`` read at run time it plans for
+    wide vectors unrolled (four 16-wide ones on AVX-512), so at ``n = 8`` or ``16`` the vector
+    body never runs and the state update is scalar; at ``n = 32`` it does run. With ``nn`` a
+    constant the whole update of one step is a few vector instructions. Callers pad ``A``,
+    ``B``, ``C`` with zeros up to ``nn``: a padded state number starts at 0 and stays 0
+    (``exp(0) * 0 + x * 0``) and adds ``0 * 0`` to ``y``, so the padding changes no result.
+    numba caches each width separately on disk. (The backward kernel below keeps ``n`` at run
+    time: compiled the same way it did not vectorise and, padded, did twice the work at n = 8.)
+    """
+    if nn % LANES:
+        raise ValueError(f"state width {nn} is not a multiple of {LANES}")
+
+    @_jit(fastmath=_FAST)
+    def scan_forward(u, dt, A, Bt, Ct, D, hd, block, y, last, ckpt):
+        """Forward scan of every lane; writes ``y = <C_t, h_t> + D u_t`` (b, d, l), ``last``
+        (b, d, nn) and, when ``ckpt`` (b, d, nblocks, nn) has nblocks > 0, the state entering
+        every ``block`` steps. ``A`` is (d, nn), ``Bt``/``Ct`` (b, g, l, nn); ``D`` (d,) is all
+        zeros when the caller adds ``D u`` itself."""
+        nb, nd, nl = u.shape
+        save = ckpt.shape[2] > 0
+        h = np.zeros(nn, u.dtype)
+        zero = np.zeros(1, u.dtype)[0]
+        for b in range(nb):
+            for c in range(nd):
+                gi = c // hd
+                a = A[c]
+                dc = D[c]
+                for j in range(nn):
+                    h[j] = zero
+                for t0 in range(0, nl, block):
+                    if save:
+                        hk = ckpt[b, c, t0 // block]
+                        for j in range(nn):
+                            hk[j] = h[j]
+                    for t in range(t0, min(nl, t0 + block)):
+                        dtt = dt[b, c, t]
+                        x = dtt * u[b, c, t]
+                        bv = Bt[b, gi, t]
+                        cv = Ct[b, gi, t]
+                        acc = zero
+                        for j in range(nn):
+                            hj = _expf(dtt * a[j]) * h[j] + x * bv[j]
+                            h[j] = hj
+                            acc += cv[j] * hj
+                        y[b, c, t] = acc + dc * u[b, c, t]
+                hl = last[b, c]
+                for j in range(nn):
+                    hl[j] = h[j]
+
+    return scan_forward
 
 
 # ----- backward --------------------------------------------------------------------------------
@@ -218,7 +251,7 @@ def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
     """Reverse-time adjoint scan of every lane, block by block from the last.
 
     For each block the states are recomputed from its checkpoint (the same operations as the
-    forward, so bit-identical), then, with ``g_t = dL/dh_t``, backwards in time:
+    forward), then, with ``g_t = dL/dh_t``, backwards in time:
 
         g_t = a_{t+1} g_{t+1} + dy_t C_t
         du_t = delta_t <g_t, B_t>,   ddelta_t = <g_t h_{t-1} a_t, A> + u_t <g_t, B_t>

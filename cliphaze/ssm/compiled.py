@@ -79,24 +79,41 @@ def _as_numpy(t: torch.Tensor):
     return t.detach().numpy()
 
 
-def _transpose_bc(t: torch.Tensor) -> torch.Tensor:
-    """(b, g, n, l) -> contiguous (b, g, l, n): the n numbers of one step side by side."""
-    return t.transpose(-1, -2).contiguous()
+def _transpose_bc(t: torch.Tensor, nn: int | None = None) -> torch.Tensor:
+    """(b, g, n, l) -> contiguous (b, g, l, nn), zero-padded from n to nn (default n): the state
+    numbers of one step side by side."""
+    n = t.shape[-2]
+    if nn is None or n == nn:
+        return t.transpose(-1, -2).contiguous()
+    out = t.new_zeros(t.shape[:-2] + (t.shape[-1], nn))
+    out[..., :n].copy_(t.transpose(-1, -2))
+    return out
 
 
-def _forward(u, dt, A, Bt, Ct, block: int, save: bool, D=None):
-    """Run the forward kernel; returns y (b, d, l) (plus ``D u`` when D is given), last state
-    (b, d, n), checkpoints."""
+def _pad_state(A: torch.Tensor, nn: int) -> torch.Tensor:
+    """(d, n) -> (d, nn) with zero columns: a padded state number never moves (exp(0) * 0)."""
+    return A if A.shape[1] == nn else torch.nn.functional.pad(A, (0, nn - A.shape[1]))
+
+
+def _forward(u, dt, A, B, C, block: int, save: bool, D=None):
+    """Run the forward kernel; B, C (b, g, n, l) are laid out (b, g, l, nn) and A (d, n) padded
+    to (d, nn) here, nn = :func:`padded_state` (n). Returns y (b, d, l) (plus ``D u`` when D is
+    given), the last state (b, d, n) and the checkpoints (b, d, nblocks, n)."""
     b, d, l = u.shape
-    g, n = Bt.shape[1], Bt.shape[3]
+    g, n = B.shape[1], B.shape[2]
+    kernels = _kernels()
+    nn = kernels.padded_state(n)
     nblocks = math.ceil(l / block) if save else 0
     y = u.new_empty((b, d, l))
-    last = u.new_empty((b, d, n))
-    ckpt = u.new_empty((b, d, nblocks, n))
+    last = u.new_empty((b, d, nn))
+    ckpt = u.new_empty((b, d, nblocks, nn))
     D = u.new_zeros(d) if D is None else D.to(u.dtype).contiguous()
-    _kernels().scan_forward(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt),
-                            _as_numpy(Ct), _as_numpy(D), d // g, block, _as_numpy(y),
-                            _as_numpy(last), _as_numpy(ckpt))
+    kernels.forward_kernel(nn)(_as_numpy(u), _as_numpy(dt), _as_numpy(_pad_state(A, nn)),
+                               _as_numpy(_transpose_bc(B, nn)), _as_numpy(_transpose_bc(C, nn)),
+                               _as_numpy(D), d // g, block, _as_numpy(y), _as_numpy(last),
+                               _as_numpy(ckpt))
+    if nn != n:
+        last, ckpt = last[..., :n].contiguous(), ckpt[..., :n].contiguous()
     return y, last, ckpt
 
 
@@ -137,9 +154,8 @@ class _CompiledScanCore(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, block):
-        Bt, Ct = _transpose_bc(B), _transpose_bc(C)
-        y, last, ckpt = _forward(u, dt, A, Bt, Ct, block, save=True)
-        ctx.save_for_backward(u, dt, A, Bt, Ct, ckpt)
+        y, last, ckpt = _forward(u, dt, A, B, C, block, save=True)
+        ctx.save_for_backward(u, dt, A, _transpose_bc(B), _transpose_bc(C), ckpt)
         ctx.block = block
         ctx.mark_non_differentiable(last)
         return y, last
@@ -212,7 +228,6 @@ def selective_scan_compiled(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         y, last_state = _CompiledScanCore.apply(uu, dt, Ac, Bg, Cg, block)
         out = finish_output(y, uu, D, z, u.dtype)
     else:                                       # inference: + D u inside the kernel
-        y, last_state, _ = _forward(uu, dt, Ac, _transpose_bc(Bg), _transpose_bc(Cg), block,
-                                    save=False, D=D)
+        y, last_state, _ = _forward(uu, dt, Ac, Bg, Cg, block, save=False, D=D)
         out = finish_output(y, uu, None, z, u.dtype)
     return (out, last_state) if return_last_state else out
