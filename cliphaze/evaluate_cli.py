@@ -87,15 +87,15 @@ def machine_notes(device: str) -> list[str]:
             "seconds per megapixel exclude image loading and metrics; on a shared machine they vary by tens of percent."]
 
 
-def _check_report_path(path: Path | None, flag: str, dataset) -> None:
-    """Refuse a report file that is one of the dataset's images or a folder."""
+def _check_report_path(path: Path | None, flag: str, images) -> None:
+    """Refuse a report file that is a folder or one of the input ``images`` (paths)."""
     from cliphaze.cli_types import UserError
 
     if path is None:
         return
     if path.is_dir():
         raise UserError(f"{path}: is a folder; {flag} takes a file name")
-    inputs = {q.resolve() for pair in dataset.pairs for q in (pair.hazy, pair.clear)}
+    inputs = {Path(q).resolve() for q in images}
     if path.resolve() in inputs:
         raise UserError(f"{path}: is an image of the dataset; {flag} would replace it, choose another file")
 
@@ -129,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: no pairs in split {args.split!r}; try --split all")
     n = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
     print(f"{args.data}: {len(dataset)} pair(s) in split {args.split!r}; evaluating {n}")
-    _check_report_path(args.csv, "--csv", dataset)
-    _check_report_path(args.markdown, "--markdown", dataset)
+    images = [q for pair in dataset.pairs for q in (pair.hazy, pair.clear)]
+    _check_report_path(args.csv, "--csv", images)
+    _check_report_path(args.markdown, "--markdown", images)
     try:
         methods = [get_method(m, args.device) for m in args.methods.split(",") if m.strip()]
     except (CheckpointError, FileNotFoundError, ValueError) as err:
@@ -165,6 +166,7 @@ def run_families(args: argparse.Namespace) -> int:
         family_markdown,
         family_pairs,
         generalisation_gap,
+        write_family_csv,
     )
     from cliphaze.cli_types import UserError
     from cliphaze.clip.crops import load_photos
@@ -188,6 +190,8 @@ def run_families(args: argparse.Namespace) -> int:
         raise UserError(f"{err}") from None
     n = len(photos) if args.max_images is None else min(len(photos), args.max_images)
     photos, names = photos[:n], [f.stem for f in files[:n]]
+    _check_report_path(args.csv, "--csv", files)
+    _check_report_path(args.markdown, "--markdown", files)
     print(f"{data}: {len(files)} clear photo(s); hazing {n} per family (longer side {args.max_side})")
     try:
         methods = [get_method(m, args.device) for m in args.methods.split(",") if m.strip()]
@@ -210,6 +214,11 @@ def run_families(args: argparse.Namespace) -> int:
                 lines.append(f"\nGeneralisation gap of {m} on {held}: {gap:+.2f} dB ({why})")
     text = "\n".join(lines)
     print(text)
+    if args.csv:
+        try:
+            print(f"per-image scores: {write_family_csv(reports, args.csv)}")
+        except OSError as err:
+            raise UserError(f"{args.csv}: cannot write ({err.strerror or err})") from None
     if args.markdown:
         try:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -46,3 +46,34 @@ def test_table_and_gap_from_known_methods():
     assert gap == pytest.approx(ramp - fields)
     md = family_markdown(reports, held_out=["fields"])
     assert "fields (held out)" in md and "| ramp | 2 |" in md and md.count("**") == 4
+
+
+def test_cli_families_writes_per_image_csv_and_spares_the_photos(tmp_path):
+    import csv
+
+    from cliphaze.cli import main
+    from cliphaze.io import save_image
+
+    photos, names = _photos()
+    for p, n in zip(photos, names):
+        save_image(p, tmp_path / "clear" / f"{n}.png")
+    out = tmp_path / "per_image.csv"
+    code = main(["eval", "--families", "ramp", "fog", "--data", str(tmp_path / "clear"), "--methods", "hazy,dcp",
+                 "--csv", str(out)])
+    assert code == 0
+    rows = list(csv.DictReader(open(out)))
+    per_image = [r for r in rows if r["image"] != "MEAN"]
+    assert len(per_image) == 2 * 2 * 2                           # families x methods x photos
+    assert {r["family"] for r in rows} == {"ramp", "fog"} and {r["image"] for r in per_image} == {"a", "b"}
+    for fam in ("ramp", "fog"):                                  # the MEAN row is the mean of its images
+        for m in ("hazy", "dcp"):
+            vals = [float(r["psnr"]) for r in per_image if r["family"] == fam and r["method"] == m]
+            mean = next(float(r["psnr"]) for r in rows if r["image"] == "MEAN" and r["family"] == fam
+                        and r["method"] == m)
+            assert mean == pytest.approx(sum(vals) / len(vals), abs=1e-3)
+    photo = tmp_path / "clear" / "a.png"
+    before = photo.read_bytes()
+    for flag in ("--csv", "--markdown"):                         # a report may not replace an input photo
+        assert main(["eval", "--families", "ramp", "--data", str(tmp_path / "clear"), "--methods", "hazy",
+                     flag, str(photo)]) == 2
+        assert photo.read_bytes() == before

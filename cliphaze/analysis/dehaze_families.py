@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["family_pairs", "evaluate_families", "family_markdown", "generalisation_gap"]
+__all__ = ["family_pairs", "evaluate_families", "family_markdown", "generalisation_gap", "write_family_csv"]
 
 
 def family_pairs(photos: Sequence[torch.Tensor], names: Sequence[str], families: Sequence[str],
@@ -84,6 +84,37 @@ def evaluate_families(methods: Sequence, pairs: dict[str, list[dict]], device: s
     resolved = [m if isinstance(m, Method) else get_method(m, device) for m in methods]
     return {family: evaluate(resolved, items, dataset_name=f"{family} haze", device=device, warmup=False)
             for family, items in pairs.items()}
+
+
+def write_family_csv(reports: dict, path) -> "Path":
+    """Per-image scores of every family: ``family, method, image, psnr, ssim`` rows, then one
+    ``MEAN`` row per (family, method).
+
+    A family mean can hide a subset of images that behaves differently (in ``real-depth``, the
+    bright white-walled frames); the per-image rows show it.
+
+    Args:
+        reports: :func:`evaluate_families`.
+        path: the CSV file (its folder is created).
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+    """
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["family", "method", "image", "psnr", "ssim"])
+        for family, report in reports.items():
+            for r in report.rows:
+                w.writerow([family, r.method, r.image, f"{r.psnr:.4f}", f"{r.ssim:.6f}"])
+        for family, report in reports.items():
+            for s in report.summary():
+                w.writerow([family, s["method"], "MEAN", f"{s['psnr']:.4f}", f"{s['ssim']:.6f}"])
+    return path
 
 
 def _psnr_by_method(report) -> dict[str, float]:
