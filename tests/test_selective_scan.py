@@ -103,6 +103,32 @@ def test_backend_matches_float64_loop(backend, l, g):
         assert_close_scaled(grads[name], ref_grads[name], f"{backend} d{name}")
 
 
+@needs_numba
+@pytest.mark.parametrize("n", [8, 16, 17])
+def test_compiled_float32_at_padded_and_unpadded_state_widths(n):
+    """The forward kernel runs the state padded with zeros to a multiple of 16 (8 -> 16, 17 -> 32;
+    16 unpadded): results, last state and gradients match the float64 loop at each width, with the
+    grouped B/C and the optional inputs of SS2D, in training and in inference mode."""
+    from cliphaze.ssm._numba_kernels import padded_state
+
+    assert padded_state(n) == {8: 16, 16: 16, 17: 32}[n]
+    inputs = make_inputs(b=2, d=6, l=70, n=n, g=3, seed=n)
+    grad_out = torch.randn(2, 6, 70, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    ref_out, ref_last, ref_grads = run_with_grads(selective_scan_reference, inputs, grad_out)
+    f32 = {k: v.float() for k, v in inputs.items()}
+    out, last, grads = run_with_grads(selective_scan_compiled, f32, grad_out, block=16)
+    assert last.shape == (2, 6, n)
+    assert_close_scaled(out, ref_out, "out")
+    assert_close_scaled(last, ref_last, "last state")
+    for name in NAMES:
+        assert_close_scaled(grads[name], ref_grads[name], f"d{name}")
+    with torch.no_grad():                                    # inference path: D u added in the kernel
+        out_inf, last_inf = selective_scan_compiled(**{k: v.detach() for k, v in f32.items()},
+                                                    delta_softplus=True, return_last_state=True)
+    assert_close_scaled(out_inf, ref_out, "inference out")
+    assert_close_scaled(last_inf, ref_last, "inference last state")
+
+
 @pytest.mark.parametrize("backend", backends("fast_cpu", "compiled", "chunked"))
 def test_float64_backends_agree_with_loop_to_rounding(backend):
     inputs = make_inputs(b=2, d=6, l=77, n=3, g=3, seed=3)
