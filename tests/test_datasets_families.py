@@ -62,6 +62,30 @@ def test_default_behaviour_is_unchanged(folder):
     assert torch.equal(item["hazy"], ref.hazy[0]) and item["params"]["kind"] == "nonhomogeneous"
 
 
+def test_bright_share_replaces_clear_crops_and_leaves_other_items_alone(folder):
+    """``bright``: that share of items hazes bright, low-texture content instead of the photo crop
+    (the random photos here are mid-grey noise, mean about 0.5); bright = 0 draws the same items as
+    a dataset without the option, and real-depth items are never replaced."""
+    plain = SyntheticHazeDataset(folder, crop=32, families=FAMILIES, length=40, seed=2)
+    off = SyntheticHazeDataset(folder, crop=32, families=FAMILIES, length=40, seed=2, bright=0.0)
+    assert all(torch.equal(plain[i]["hazy"], off[i]["hazy"]) for i in range(5))
+    all_bright = SyntheticHazeDataset(folder, crop=(32, 24), families=FAMILIES, length=40, seed=2, bright=1.0)
+    items = [all_bright[i] for i in range(40)]
+    assert all(it["name"].endswith("#bright") for it in items)
+    assert all(it["clear"].shape == (3, 32, 24) for it in items)
+    means = torch.stack([it["clear"].mean() for it in items])
+    assert means.min() > 0.55, means.min()                      # bright content, every item
+    expected = [apply_scattering(it["clear"][None], it["transmission"][None], it["airlight"][None]).clamp(0, 1)[0]
+                for it in items]
+    assert all(torch.equal(it["hazy"], e) for it, e in zip(items, expected))   # hazed like any clear crop
+    half = SyntheticHazeDataset(folder, crop=32, families=FAMILIES, length=200, seed=2, bright=0.5)
+    share = sum(half[i]["name"].endswith("#bright") for i in range(200)) / 200
+    assert 0.38 < share < 0.62, share
+    real = SyntheticHazeDataset(folder, crop=32, families=("real-depth",), length=3, bright=1.0,
+                                real_depth_folder=None)
+    assert all(not real[i]["name"].endswith("#bright") for i in range(3))
+
+
 def test_real_depth_items_use_matching_pairs(folder):
     ds = SyntheticHazeDataset(folder, crop=32, families=("real-depth",), length=2, real_depth_folder=None)
     it = ds[0]
@@ -75,6 +99,7 @@ def test_real_depth_items_use_matching_pairs(folder):
     ({"families": ("ramp",), "airlight_colour": "pink"}, "airlight_colour"),
     ({"families": ("ramp",), "noise": -0.1}, "noise"),
     ({"families": ("ramp",), "jpeg": (90, 10)}, "jpeg"),
+    ({"families": ("ramp",), "bright": 1.2}, "bright"),
 ])
 def test_bad_options_are_refused(folder, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -365,14 +365,18 @@ def test_haze_family_options_reach_the_dataset(photo_folder, tmp_path):
     assert FLAG_CHOICES["haze_families"] == tuple(HAZE_FAMILIES)  # the CLI's copy of the names is current
     assert FLAG_CHOICES["haze_airlight_colour"] == AIRLIGHT_COLOURS
     cfg = _config(photo_folder, tmp_path / "fam", steps=2, haze_families=["fields", "fog"], haze_dense=0.5,
-                  haze_airlight_colour="warm", haze_noise=0.01, haze_jpeg=[60, 90])
+                  haze_airlight_colour="warm", haze_noise=0.01, haze_jpeg=[60, 90], haze_bright=0.25)
     train_set, val = build_datasets(cfg)
     assert train_set.families == ("fields", "fog") and train_set.dense == 0.5 and train_set.jpeg == (60, 90)
-    assert train_set.airlight_colour == "warm" and train_set.noise == 0.01
+    assert train_set.airlight_colour == "warm" and train_set.noise == 0.01 and train_set.bright == 0.25
     r = train(cfg, progress=False, log=lambda m: None)
     assert r["step"] == 2 and all(torch.isfinite(torch.tensor(r["history"]["loss"])))
     with pytest.raises(ValueError, match="only act on haze families"):
         TrainConfig(haze_noise=0.02)
+    with pytest.raises(ValueError, match="haze_bright only act on haze families"):
+        TrainConfig(haze_bright=0.2)
+    with pytest.raises(ValueError, match="haze_bright is a probability"):
+        TrainConfig(haze_families=["ramp"], haze_bright=2.0)
     with pytest.raises(ValueError, match="haze_families must name one or more"):
         TrainConfig(haze_families=["smog"])
     default_set, _ = build_datasets(_config(photo_folder, tmp_path / "plain"))
@@ -384,9 +388,12 @@ def test_cli_passes_haze_families(photo_folder, tmp_path):
     from cliphaze.train.cli import config_from_args
 
     args = build_parser().parse_args(["train", "--families", "ramp", "room", "--haze-jpeg", "50", "95",
-                                      "--data", str(photo_folder)])
+                                      "--haze-bright", "0.2", "--data", str(photo_folder)])
     cfg = config_from_args(args)
     assert cfg.haze_families == ["ramp", "room"] and cfg.haze_jpeg == [50, 95] and cfg.threads == 1
+    assert cfg.haze_bright == 0.2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--haze-bright", "1.5"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--families", "smog"])
     with pytest.raises(SystemExit):

@@ -62,6 +62,19 @@ def _crop_size(crop: int | Sequence[int] | None) -> tuple[int, int] | None:
     return int(ch), int(cw)
 
 
+def _bright_version(clear: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(3, h, w) clear crop -> bright, white or textureless content of the same size, derived
+    from it (:func:`cliphaze.clip.crops.bright_clear_crops`; a non-square crop is cut from a
+    square one)."""
+    from cliphaze.clip.crops import bright_clear_crops
+
+    h, w = clear.shape[-2:]
+    side = max(h, w)
+    photo = clear if h == w else F.interpolate(clear[None], size=(side, side), mode="bilinear",
+                                               align_corners=False)[0]
+    return bright_clear_crops(1, side, photo[None], gen)[0, :, :h, :w].contiguous()
+
+
 def _sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A CPU generator determined by ``(seed, epoch, index)`` alone (no collisions in practice:
     numpy's SeedSequence hashes the three numbers together)."""
@@ -281,6 +294,12 @@ class SyntheticHazeDataset(Dataset):
         noise: with ``families``, the largest sensor-noise sigma; each item draws ``U(0, noise)``.
         jpeg: with ``families``, a ``(low, high)`` JPEG quality range every hazy item is
             re-encoded at (drawn per item), or None.
+        bright: with ``families``, probability that an item's clear crop is replaced by bright,
+            white or textureless content made from it (:func:`cliphaze.clip.crops.bright_clear_crops`:
+            flat bright colours, bright gradients, blurred over-exposed or white-balanced bright
+            crops) before it is hazed. Photo collections rarely show large white walls; without
+            such examples a dehazer learns "bright and flat means haze" and darkens white rooms.
+            Not applied to ``"real-depth"`` items (their depth belongs to the real colour frame).
         real_depth_folder: where ``"real-depth"`` finds RGB-D pairs (``"auto"``: the development
             data when present; scikit-image's motorcycle is always used).
     """
@@ -299,6 +318,7 @@ class SyntheticHazeDataset(Dataset):
         airlight_colour: str = "near-white",
         noise: float = 0.0,
         jpeg: tuple[int, int] | None = None,
+        bright: float = 0.0,
         real_depth_folder: str | os.PathLike | None = "auto",
     ):
         if kind not in SYNTHETIC_KINDS:
@@ -346,6 +366,9 @@ class SyntheticHazeDataset(Dataset):
             raise ValueError(f"noise must be >= 0, got {noise!r}")
         if jpeg is not None and not (len(jpeg) == 2 and 1 <= jpeg[0] <= jpeg[1] <= 100):
             raise ValueError(f"jpeg must be a (low, high) quality range within [1, 100], got {jpeg!r}")
+        if not 0.0 <= float(bright) <= 1.0:
+            raise ValueError(f"bright is a probability in [0, 1], got {bright!r}")
+        self.bright = float(bright)
         self.dense = float(dense)
         self.airlight_colour = airlight_colour
         self.noise = float(noise)
@@ -399,6 +422,10 @@ class SyntheticHazeDataset(Dataset):
             path = self.files[index % len(self.files)]
             (clear,) = random_crop_flip([read_image(path)], self.crop, flip=True, generator=gen)
             name = self._name(path)
+            # drawn only when asked for, so that bright = 0 keeps every item of earlier runs
+            if self.bright > 0 and bool(torch.rand(1, generator=gen) < self.bright):
+                clear = _bright_version(clear, gen)
+                name += "#bright"
         sample = synthesize(
             family, clear, generator=gen, depth=depth, dense=dense, airlight_colour=self.airlight_colour,
             noise=(0.0, self.noise) if self.noise > 0 else None, jpeg_quality=self.jpeg,

@@ -46,6 +46,7 @@ FLAG_TYPES = {
     "lr": positive_float, "weight_decay": non_negative_float, "grad_clip": non_negative_float,
     "l1_weight": non_negative_float, "ssim_weight": non_negative_float, "freq_weight": non_negative_float,
     "min_lr_ratio": fraction, "haze_dense": fraction, "haze_noise": non_negative_float,
+    "haze_bright": fraction,
 }
 
 #: Fixed choices of the string fields.

@@ -19,7 +19,7 @@ __all__ = ["TrainConfig", "load_config_file", "RESUME_MUST_MATCH"]
 
 #: Fields that must be equal when a run is resumed (they define what is being trained).
 RESUME_MUST_MATCH = ("preset", "aggregation", "guide", "data", "data_kind", "haze_kind", "haze_families", "haze_dense",
-                     "haze_airlight_colour", "haze_noise", "haze_jpeg", "real_depth_folder", "crop",
+                     "haze_airlight_colour", "haze_noise", "haze_jpeg", "haze_bright", "real_depth_folder", "crop",
                      "batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "l1_weight", "ssim_weight",
                      "freq_weight", "seed", "prompts")
 
@@ -54,6 +54,8 @@ class TrainConfig:
         haze_noise: with families, the largest sensor-noise sigma (each item draws U(0, noise)).
         haze_jpeg: with families, a ``[low, high]`` JPEG quality range hazy items are re-encoded
             at, or None.
+        haze_bright: with families, probability that an item's clear photo crop is replaced by
+            bright, white or textureless content (walls, sky, white furniture) before hazing.
         real_depth_folder: with the real-depth family, where to find RGB-D pairs (``"auto"``: the
             development data when present).
         crop: training crop side.
@@ -95,6 +97,7 @@ class TrainConfig:
     haze_airlight_colour: str = "near-white"
     haze_noise: float = 0.0
     haze_jpeg: list[int] | None = None
+    haze_bright: float = 0.0
     real_depth_folder: str = "auto"
     crop: int = 64
     batch_size: int = 16
@@ -164,7 +167,8 @@ class TrainConfig:
                                 f"got {self.haze_airlight_colour!r}")
         else:
             changed = [name for name, default in (("haze_dense", 0.0), ("haze_airlight_colour", "near-white"),
-                                                  ("haze_noise", 0.0), ("haze_jpeg", None))
+                                                  ("haze_noise", 0.0), ("haze_jpeg", None),
+                                                  ("haze_bright", 0.0))
                        if getattr(self, name) != default]
             if changed:
                 problems.append(f"{', '.join(changed)} only act on haze families: give haze_families too "
@@ -187,7 +191,7 @@ class TrainConfig:
             problems.append(f"threads must be an integer >= 1 (or None), got {self.threads!r}")
         numbers_ok = True
         for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "l1_weight", "ssim_weight", "freq_weight",
-                     "haze_dense", "haze_noise"):
+                     "haze_dense", "haze_noise", "haze_bright"):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value):
                 problems.append(f"{name} must be a finite number, got {value!r}")
@@ -204,6 +208,8 @@ class TrainConfig:
             problems.append(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
         if not 0 <= self.haze_dense <= 1:
             problems.append(f"haze_dense is a probability in [0, 1], got {self.haze_dense}")
+        if not 0 <= self.haze_bright <= 1:
+            problems.append(f"haze_bright is a probability in [0, 1], got {self.haze_bright}")
         if self.haze_noise < 0:
             problems.append(f"haze_noise must be >= 0, got {self.haze_noise}")
         if min(self.l1_weight, self.ssim_weight, self.freq_weight) < 0 or \

@@ -241,7 +241,7 @@ def haze_options(config: TrainConfig) -> dict:
     return {"families": list(config.haze_families), "dense": config.haze_dense,
             "airlight_colour": config.haze_airlight_colour, "noise": config.haze_noise,
             "jpeg": None if config.haze_jpeg is None else tuple(config.haze_jpeg),
-            "real_depth_folder": config.real_depth_folder}
+            "bright": config.haze_bright, "real_depth_folder": config.real_depth_folder}
 
 
 def build_datasets(config: TrainConfig):
