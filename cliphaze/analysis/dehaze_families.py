@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -86,7 +87,7 @@ def evaluate_families(methods: Sequence, pairs: dict[str, list[dict]], device: s
             for family, items in pairs.items()}
 
 
-def write_family_csv(reports: dict, path) -> "Path":
+def write_family_csv(reports: dict, path) -> Path:
     """Per-image scores of every family: ``family, method, image, psnr, ssim`` rows, then one
     ``MEAN`` row per (family, method).
 
@@ -101,7 +102,6 @@ def write_family_csv(reports: dict, path) -> "Path":
         ``path`` as a :class:`pathlib.Path`.
     """
     import csv
-    from pathlib import Path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

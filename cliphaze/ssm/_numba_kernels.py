@@ -187,7 +187,7 @@ def padded_state(n: int) -> int:
     return -(-n // LANES) * LANES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def forward_kernel(nn: int):
     """The forward scan compiled for a state of exactly ``nn`` numbers (a multiple of LANES).
 
