@@ -198,8 +198,7 @@ def forward_kernel(nn: int):
     constant the whole update of one step is a few vector instructions. Callers pad ``A``,
     ``B``, ``C`` with zeros up to ``nn``: a padded state number starts at 0 and stays 0
     (``exp(0) * 0 + x * 0``) and adds ``0 * 0`` to ``y``, so the padding changes no result.
-    numba caches each width separately on disk. (The backward kernel below keeps ``n`` at run
-    time: compiled the same way it did not vectorise and, padded, did twice the work at n = 8.)
+    numba caches each width separately on disk; :func:`backward_kernel` is compiled the same way.
     """
     if nn % LANES:
         raise ValueError(f"state width {nn} is not a multiple of {LANES}")
@@ -244,11 +243,13 @@ def forward_kernel(nn: int):
     return scan_forward
 
 
-# ----- backward --------------------------------------------------------------------------------
+# ----- backward, compiled per padded state width ----------------------------------------------
 
-@_jit(fastmath=_FAST)
-def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
-    """Reverse-time adjoint scan of every lane, block by block from the last.
+@functools.cache
+def backward_kernel(nn: int):
+    """The reverse-time adjoint scan compiled for a state of exactly ``nn`` numbers (a multiple
+    of :data:`LANES`; ``A``, ``Bt``, ``Ct`` and the checkpoints zero-padded as for
+    :func:`forward_kernel`, where a padded number's adjoint stays 0).
 
     For each block the states are recomputed from its checkpoint (the same operations as the
     forward), then, with ``g_t = dL/dh_t``, backwards in time:
@@ -257,71 +258,93 @@ def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
         du_t = delta_t <g_t, B_t>,   ddelta_t = <g_t h_{t-1} a_t, A> + u_t <g_t, B_t>
         dA += g_t h_{t-1} a_t delta_t,   dB_t += g_t delta_t u_t,   dC_t += dy_t h_t
 
-    ``dA`` is (b, d, n) float64 (one row per batch item, summed by the caller); ``dBt`` and
-    ``dCt`` (b, g, l, n) must be zero on entry (channels of a group add into them).
+    Why the loops are split this way: LLVM vectorises a fully unrolled loop over the state only
+    if it can prove that the stores of one state number do not change the loads of the next.
+    It can for arrays allocated inside the kernel, not for two arrays passed in (they might
+    overlap). So the step loop writes only the kernel's own buffers (``g`` of every step of the
+    block, the carry, the ``dA`` sums), and ``dB``, ``dC`` are added afterwards, one argument
+    array per loop. ``dA`` is (b, d, nn) float64 (one row per batch item, summed by the caller);
+    ``dBt`` and ``dCt`` (b, g, l, nn) must be zero on entry (channels of a group add into them).
     """
-    nb, nd, nl = u.shape
-    nn = A.shape[1]
-    nblocks = ckpt.shape[2]
-    hs = np.zeros((block + 1, nn), u.dtype)       # states h_{t0-1} .. h_{t1-1} of one block
-    decays = np.zeros((block, nn), u.dtype)       # a_t of the block
-    carry = np.zeros(nn, u.dtype)                 # a_{t+1} g_{t+1}
-    acc_a = np.zeros(nn, np.float64)
-    zero = np.zeros(1, u.dtype)[0]
-    for b in range(nb):
-        for c in range(nd):
-            gi = c // hd
-            a = A[c]
-            for j in range(nn):
-                carry[j] = zero
-                acc_a[j] = 0.0
-            for k in range(nblocks - 1, -1, -1):
-                t0 = k * block
-                m = min(nl, t0 + block) - t0
-                hk = ckpt[b, c, k]
-                h0 = hs[0]
+    if nn % LANES:
+        raise ValueError(f"state width {nn} is not a multiple of {LANES}")
+
+    @_jit(fastmath=_FAST)
+    def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
+        nb, nd, nl = u.shape
+        nblocks = ckpt.shape[2]
+        hs = np.zeros((block + 1, nn), u.dtype)   # states h_{t0-1} .. h_{t1-1} of one block
+        decays = np.zeros((block, nn), u.dtype)   # a_t of the block
+        gs = np.zeros((block, nn), u.dtype)       # g_t of the block
+        carry = np.zeros(nn, u.dtype)             # a_{t+1} g_{t+1}
+        acc_a = np.zeros(nn, np.float64)
+        zero = np.zeros(1, u.dtype)[0]
+        for b in range(nb):
+            for c in range(nd):
+                gi = c // hd
+                a = A[c]
                 for j in range(nn):
-                    h0[j] = hk[j]
-                for i in range(m):                                  # recompute the block
-                    t = t0 + i
-                    dtt = dt[b, c, t]
-                    x = dtt * u[b, c, t]
-                    bv = Bt[b, gi, t]
-                    hp = hs[i]
-                    hn = hs[i + 1]
-                    ai = decays[i]
+                    carry[j] = zero
+                    acc_a[j] = 0.0
+                for k in range(nblocks - 1, -1, -1):
+                    t0 = k * block
+                    m = min(nl, t0 + block) - t0
+                    hk = ckpt[b, c, k]
+                    h0 = hs[0]
                     for j in range(nn):
-                        e = _expf(dtt * a[j])
-                        ai[j] = e
-                        hn[j] = e * hp[j] + x * bv[j]
-                for i in range(m - 1, -1, -1):                      # adjoint, backwards in time
-                    t = t0 + i
-                    dtt = dt[b, c, t]
-                    ut = u[b, c, t]
-                    dyt = dy[b, c, t]
-                    x = dtt * ut
-                    bv = Bt[b, gi, t]
-                    cv = Ct[b, gi, t]
-                    dbv = dBt[b, gi, t]
-                    dcv = dCt[b, gi, t]
-                    hp = hs[i]
-                    hn = hs[i + 1]
-                    ai = decays[i]
-                    gb = zero
-                    pa = zero
-                    for j in range(nn):
-                        g = carry[j] + dyt * cv[j]
-                        dcv[j] += dyt * hn[j]
-                        dbv[j] += g * x
-                        gb += g * bv[j]
-                        p = g * hp[j] * ai[j]
-                        pa += p * a[j]
-                        acc_a[j] += p * dtt
-                        carry[j] = ai[j] * g
-                    du[b, c, t] = dtt * gb
-                    ddt[b, c, t] = pa + ut * gb
-            for j in range(nn):
-                dA[b, c, j] = acc_a[j]
+                        h0[j] = hk[j]
+                    for i in range(m):                              # recompute the block
+                        t = t0 + i
+                        dtt = dt[b, c, t]
+                        x = dtt * u[b, c, t]
+                        bv = Bt[b, gi, t]
+                        hp = hs[i]
+                        hn = hs[i + 1]
+                        ai = decays[i]
+                        for j in range(nn):
+                            e = _expf(dtt * a[j])
+                            ai[j] = e
+                            hn[j] = e * hp[j] + x * bv[j]
+                    for i in range(m - 1, -1, -1):                  # adjoint, backwards in time
+                        t = t0 + i
+                        dtt = dt[b, c, t]
+                        ut = u[b, c, t]
+                        dyt = dy[b, c, t]
+                        bv = Bt[b, gi, t]
+                        cv = Ct[b, gi, t]
+                        hp = hs[i]
+                        ai = decays[i]
+                        gi_ = gs[i]
+                        gb = zero
+                        pa = zero
+                        for j in range(nn):
+                            g = carry[j] + dyt * cv[j]
+                            gi_[j] = g
+                            gb += g * bv[j]
+                            p = g * hp[j] * ai[j]
+                            pa += p * a[j]
+                            acc_a[j] += p * dtt
+                            carry[j] = ai[j] * g
+                        du[b, c, t] = dtt * gb
+                        ddt[b, c, t] = pa + ut * gb
+                    for i in range(m):                              # dB_t += g_t delta_t u_t
+                        t = t0 + i
+                        x = dt[b, c, t] * u[b, c, t]
+                        dbv = dBt[b, gi, t]
+                        gi_ = gs[i]
+                        for j in range(nn):
+                            dbv[j] += gi_[j] * x
+                    for i in range(m):                              # dC_t += dy_t h_t
+                        t = t0 + i
+                        dyt = dy[b, c, t]
+                        dcv = dCt[b, gi, t]
+                        hn = hs[i + 1]
+                        for j in range(nn):
+                            dcv[j] += dyt * hn[j]
+                for j in range(nn):
+                    dA[b, c, j] = acc_a[j]
+
+    return scan_backward
 
 
 @_jit()

@@ -98,7 +98,8 @@ def _pad_state(A: torch.Tensor, nn: int) -> torch.Tensor:
 def _forward(u, dt, A, B, C, block: int, save: bool, D=None):
     """Run the forward kernel; B, C (b, g, n, l) are laid out (b, g, l, nn) and A (d, n) padded
     to (d, nn) here, nn = :func:`padded_state` (n). Returns y (b, d, l) (plus ``D u`` when D is
-    given), the last state (b, d, n) and the checkpoints (b, d, nblocks, n)."""
+    given), the last state (b, d, n) and, for the backward, the checkpoints (b, d, nblocks, nn)
+    and the padded ``A``, ``Bt``, ``Ct`` the kernel read."""
     b, d, l = u.shape
     g, n = B.shape[1], B.shape[2]
     kernels = _kernels()
@@ -108,13 +109,13 @@ def _forward(u, dt, A, B, C, block: int, save: bool, D=None):
     last = u.new_empty((b, d, nn))
     ckpt = u.new_empty((b, d, nblocks, nn))
     D = u.new_zeros(d) if D is None else D.to(u.dtype).contiguous()
-    kernels.forward_kernel(nn)(_as_numpy(u), _as_numpy(dt), _as_numpy(_pad_state(A, nn)),
-                               _as_numpy(_transpose_bc(B, nn)), _as_numpy(_transpose_bc(C, nn)),
-                               _as_numpy(D), d // g, block, _as_numpy(y), _as_numpy(last),
-                               _as_numpy(ckpt))
+    Ap, Bt, Ct = _pad_state(A, nn), _transpose_bc(B, nn), _transpose_bc(C, nn)
+    kernels.forward_kernel(nn)(_as_numpy(u), _as_numpy(dt), _as_numpy(Ap), _as_numpy(Bt),
+                               _as_numpy(Ct), _as_numpy(D), d // g, block, _as_numpy(y),
+                               _as_numpy(last), _as_numpy(ckpt))
     if nn != n:
-        last, ckpt = last[..., :n].contiguous(), ckpt[..., :n].contiguous()
-    return y, last, ckpt
+        last = last[..., :n].contiguous()
+    return y, last, (ckpt, Ap, Bt, Ct)
 
 
 class _SoftplusBias(torch.autograd.Function):
@@ -154,26 +155,28 @@ class _CompiledScanCore(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, block):
-        y, last, ckpt = _forward(u, dt, A, B, C, block, save=True)
-        ctx.save_for_backward(u, dt, A, _transpose_bc(B), _transpose_bc(C), ckpt)
-        ctx.block = block
+        y, last, (ckpt, Ap, Bt, Ct) = _forward(u, dt, A, B, C, block, save=True)
+        ctx.save_for_backward(u, dt, Ap, Bt, Ct, ckpt)
+        ctx.block, ctx.n = block, A.shape[1]
         ctx.mark_non_differentiable(last)
         return y, last
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, _dlast):
-        u, dt, A, Bt, Ct, ckpt = ctx.saved_tensors
+        u, dt, Ap, Bt, Ct, ckpt = ctx.saved_tensors
         b, d, l = u.shape
+        n, nn = ctx.n, Ap.shape[1]
         dy = dy.to(u.dtype).contiguous()
         du, ddt = torch.empty_like(u), torch.empty_like(u)
-        dA = torch.empty((b,) + tuple(A.shape), dtype=torch.float64)
+        dA = torch.empty((b, d, nn), dtype=torch.float64)
         dBt, dCt = torch.zeros_like(Bt), torch.zeros_like(Ct)
-        _kernels().scan_backward(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt),
-                                 _as_numpy(Ct), d // Bt.shape[1], ctx.block, _as_numpy(ckpt),
-                                 _as_numpy(dy), _as_numpy(du), _as_numpy(ddt), _as_numpy(dA),
-                                 _as_numpy(dBt), _as_numpy(dCt))
-        return (du, ddt, dA.sum(0).to(A.dtype), dBt.transpose(-1, -2), dCt.transpose(-1, -2),
+        _kernels().backward_kernel(nn)(
+            _as_numpy(u), _as_numpy(dt), _as_numpy(Ap), _as_numpy(Bt), _as_numpy(Ct),
+            d // Bt.shape[1], ctx.block, _as_numpy(ckpt), _as_numpy(dy), _as_numpy(du),
+            _as_numpy(ddt), _as_numpy(dA), _as_numpy(dBt), _as_numpy(dCt))
+        dA = dA[..., :n].sum(0).to(Ap.dtype)
+        return (du, ddt, dA, dBt[..., :n].transpose(-1, -2), dCt[..., :n].transpose(-1, -2),
                 None)
 
 
