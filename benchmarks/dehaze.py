@@ -14,7 +14,9 @@ the selective scan separately) with forward hooks, which add a little overhead.
 
 Times are process CPU time by default (``--clock cpu``; on a shared machine a single-threaded
 run's CPU time is its work, its wall time also counts other processes); ``--clock wall`` for wall
-time. The first call of the process (compiling or loading the compiled scan, building masks) is
+time. Like the command line, the worker keeps freed memory in the process
+(:mod:`cliphaze.allocator`); ``CLIPHAZE_MALLOC=system`` measures with the C library's defaults.
+The first call of the process (compiling or loading the compiled scan, building masks) is
 made on a small crop before timing.
 """
 
@@ -90,10 +92,12 @@ def worker(size: str, clock_name: str, split: bool) -> dict:
     import torch
     from PIL import Image
 
+    from cliphaze.allocator import keep_freed_memory
     from cliphaze.baselines.dcp import dehaze_dcp
     from cliphaze.model import load_model
 
     torch.set_num_threads(1)
+    keep_freed_memory()                         # as the command line does (cliphaze.allocator)
     clock = time.process_time if clock_name == "cpu" else time.perf_counter
     h, w = SIZES[size]
     photo = Image.open(SAMPLE).convert("RGB").resize((w, h), Image.BICUBIC)

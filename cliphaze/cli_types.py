@@ -153,14 +153,18 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_threads(args: argparse.Namespace) -> int:
-    """Apply ``args.threads``: ``torch.set_num_threads`` plus ``OMP_NUM_THREADS`` when unset.
+    """Apply ``args.threads`` (``torch.set_num_threads`` plus ``OMP_NUM_THREADS`` when unset) and
+    the compute commands' memory setting, :func:`cliphaze.allocator.keep_freed_memory`.
 
     Returns:
         the number of threads set.
     """
+    from cliphaze.allocator import keep_freed_memory
+
     threads = int(getattr(args, "threads", None) or DEFAULT_THREADS)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+    keep_freed_memory()
     import torch
 
     torch.set_num_threads(threads)

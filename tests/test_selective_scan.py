@@ -213,6 +213,25 @@ def test_compiled_softplus_matches_torch_within_two_ulp():
     assert grad
 
 
+@needs_numba
+def test_compiled_silu_gate_matches_float64():
+    """The inference gate ``y * silu(z)`` (compiled, in place) against float64, over the whole
+    range of z, including where exp(-z) saturates."""
+    from cliphaze.ssm._numba_kernels import silu_gate
+
+    z = torch.linspace(-100.0, 100.0, 200_001).reshape(1, 1, -1)
+    z = torch.cat([z, torch.tensor([[[0.0, -1e-30, 1e-30, 88.5, -88.5, -1e6, 1e6]]])], dim=2)
+    y = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    got = y.clone()
+    silu_gate(got.numpy(), z.numpy())
+    exact = y.double() * torch.nn.functional.silu(z.double())
+    inside = z >= -87                           # exp(-z) is a normal float32 number or below
+    err = ((got.double() - exact).abs() / exact.abs().clamp_min(1e-30))[inside].max().item()
+    assert err < 4 * torch.finfo(torch.float32).eps, f"max relative error {err:.2e}"
+    # beyond, exp saturates at exp(88) (documented): silu(z) for z < -87 is below 1e-30, not 0
+    assert (got.double() - exact)[~inside].abs().max().item() < 1e-30
+
+
 @pytest.mark.parametrize("chunk_len", [1, 8, 13, 65, 100])
 def test_chunked_chunk_length_does_not_change_result(chunk_len):
     inputs = make_inputs(b=1, d=4, l=65, n=3, seed=8)

@@ -174,6 +174,22 @@ def softplus_bias(delta, bias, out):
                 o[t] = max(x, zero) + _log1pf(_expf(-abs(x)))
 
 
+@_jit()
+def silu_gate(y, z):
+    """``y *= silu(z) = z / (1 + exp(-z))`` in place, for (b, d, l) ``y`` and ``z``: the output
+    gate of the inference path, one vectorised pass (PyTorch's CPU ``y * silu(z)`` took five times
+    longer at the model's sizes). Compiled without fastmath."""
+    nb, nd, nl = y.shape
+    one = np.ones(1, y.dtype)[0]
+    for b in range(nb):
+        for c in range(nd):
+            yr = y[b, c]
+            zr = z[b, c]
+            for t in range(nl):
+                zt = zr[t]
+                yr[t] = yr[t] * (zt / (one + _expf(-zt)))
+
+
 # ----- forward, compiled per padded state width -------------------------------------------------
 
 LANES = 16

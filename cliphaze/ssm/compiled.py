@@ -20,8 +20,8 @@ a (b, d, n, l) tensor.
 ``softplus(delta + delta_bias)`` is a compiled element-wise pass too (PyTorch's CPU softplus is
 not vectorised and cost more than the scan itself at n = 8), with its derivative
 ``sigmoid(delta + delta_bias)`` in PyTorch; ``+ D u`` is added inside the kernel at inference and
-by PyTorch when gradients are needed, and ``* silu(z)`` stays in PyTorch
-(:mod:`cliphaze.ssm._inputs`), so autograd differentiates it. Math is float32 (float64
+by PyTorch when gradients are needed; ``* silu(z)`` is a compiled pass at inference and PyTorch
+(:mod:`cliphaze.ssm._inputs`) when gradients are needed, so autograd differentiates it. Math is float32 (float64
 when an input is float64, so ``torch.autograd.gradcheck`` applies). numba is imported on the first
 compiled scan, never by ``import cliphaze``; its on-disk cache (``cache=True``) makes the first
 call of later processes load the machine code instead of compiling it (see README, section
@@ -232,5 +232,7 @@ def selective_scan_compiled(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         out = finish_output(y, uu, D, z, u.dtype)
     else:                                       # inference: + D u inside the kernel
         y, last_state, _ = _forward(uu, dt, Ac, Bg, Cg, block, save=False, D=D)
-        out = finish_output(y, uu, None, z, u.dtype)
+        if z is not None:                      # y *= silu(z), compiled (y is the kernel's own)
+            _kernels().silu_gate(_as_numpy(y), _as_numpy(z.to(dtype).contiguous()))
+        out = finish_output(y, uu, None, None, u.dtype)
     return (out, last_state) if return_last_state else out
