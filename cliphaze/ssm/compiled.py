@@ -156,27 +156,32 @@ class _CompiledScanCore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, dt, A, B, C, block):
         y, last, (ckpt, Ap, Bt, Ct) = _forward(u, dt, A, B, C, block, save=True)
+        n = A.shape[1]
+        if Ap.shape[1] != n:          # padded forward: the backward runs at the true width
+            ckpt, Ap, Bt, Ct = ckpt[..., :n].contiguous(), A, _transpose_bc(B), _transpose_bc(C)
         ctx.save_for_backward(u, dt, Ap, Bt, Ct, ckpt)
-        ctx.block, ctx.n = block, A.shape[1]
+        ctx.block = block
         ctx.mark_non_differentiable(last)
         return y, last
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, _dlast):
-        u, dt, Ap, Bt, Ct, ckpt = ctx.saved_tensors
+        u, dt, A, Bt, Ct, ckpt = ctx.saved_tensors
         b, d, l = u.shape
-        n, nn = ctx.n, Ap.shape[1]
+        kernels = _kernels()
+        n = A.shape[1]
+        # widths that need no padding (16, 32, ...) have a kernel compiled for them; others
+        # (8 in the shipped model) the run-time-width kernel, faster there than a padded one
+        kernel = kernels.backward_kernel(n) if kernels.padded_state(n) == n else kernels.scan_backward
         dy = dy.to(u.dtype).contiguous()
         du, ddt = torch.empty_like(u), torch.empty_like(u)
-        dA = torch.empty((b, d, nn), dtype=torch.float64)
+        dA = torch.empty((b,) + tuple(A.shape), dtype=torch.float64)
         dBt, dCt = torch.zeros_like(Bt), torch.zeros_like(Ct)
-        _kernels().backward_kernel(nn)(
-            _as_numpy(u), _as_numpy(dt), _as_numpy(Ap), _as_numpy(Bt), _as_numpy(Ct),
-            d // Bt.shape[1], ctx.block, _as_numpy(ckpt), _as_numpy(dy), _as_numpy(du),
-            _as_numpy(ddt), _as_numpy(dA), _as_numpy(dBt), _as_numpy(dCt))
-        dA = dA[..., :n].sum(0).to(Ap.dtype)
-        return (du, ddt, dA, dBt[..., :n].transpose(-1, -2), dCt[..., :n].transpose(-1, -2),
+        kernel(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt), _as_numpy(Ct),
+               d // Bt.shape[1], ctx.block, _as_numpy(ckpt), _as_numpy(dy), _as_numpy(du),
+               _as_numpy(ddt), _as_numpy(dA), _as_numpy(dBt), _as_numpy(dCt))
+        return (du, ddt, dA.sum(0).to(A.dtype), dBt.transpose(-1, -2), dCt.transpose(-1, -2),
                 None)
 
 
