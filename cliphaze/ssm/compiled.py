@@ -171,9 +171,9 @@ class _CompiledScanCore(torch.autograd.Function):
         b, d, l = u.shape
         kernels = _kernels()
         n = A.shape[1]
-        # widths that need no padding (16, 32, ...) have a kernel compiled for them; others
-        # (8 in the shipped model) the run-time-width kernel, faster there than a padded one
-        kernel = kernels.backward_kernel(n) if kernels.padded_state(n) == n else kernels.scan_backward
+        # widths that need no padding (16, 32, ...) get a kernel compiled for them; others (8 in
+        # the shipped model) the run-time-width one, faster there than a padded one
+        kernel = kernels.backward_kernel(n if kernels.padded_state(n) == n else 0)
         dy = dy.to(u.dtype).contiguous()
         du, ddt = torch.empty_like(u), torch.empty_like(u)
         dA = torch.empty((b,) + tuple(A.shape), dtype=torch.float64)
