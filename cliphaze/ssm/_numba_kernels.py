@@ -286,6 +286,14 @@ def backward_kernel(nn: int):
     array per loop (1.3x faster than one fused loop at ``nn = 16``). ``dA`` is (b, d, width)
     float64 (one row per batch item, summed by the caller); ``dBt`` and ``dCt`` (b, g, l, width)
     must be zero on entry (channels of a group add into them).
+
+    Loop order: blocks outer, the channels of one B/C group inner (each channel's carry and
+    ``dA`` sums kept in a row of a small per-group buffer). The block's rows of ``B``, ``C``,
+    ``dB`` and ``dC`` then stay in cache while every channel of the group reads and adds into
+    them; channel by channel over the whole sequence they were streamed from memory once per
+    channel (at L = 128^2 a group's four (l, n) arrays exceed a 2 MB L2). Same sums in the same
+    order, so the results are bit-identical; measured 1.37x faster at (4x32 channels, n = 8,
+    L = 128^2) and 1.1x at (4x256, n = 16).
     """
     if nn % LANES:
         raise ValueError(f"state width {nn} is not a multiple of {LANES}")
@@ -293,82 +301,91 @@ def backward_kernel(nn: int):
     @_jit(fastmath=_FAST)
     def scan_backward(u, dt, A, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
         nb, nd, nl = u.shape
+        ng = Bt.shape[1]
         nblocks = ckpt.shape[2]
         width = nn if nn else A.shape[1]
         hs = np.zeros((block + 1, width), u.dtype)   # states h_{t0-1} .. h_{t1-1} of one block
         decays = np.zeros((block, width), u.dtype)   # a_t of the block
         gs = np.zeros((block, width), u.dtype)       # g_t of the block
-        carry = np.zeros(width, u.dtype)             # a_{t+1} g_{t+1}
-        acc_a = np.zeros(width, np.float64)
+        carries = np.zeros((hd, width), u.dtype)     # a_{t+1} g_{t+1}, per channel of the group
+        acc_as = np.zeros((hd, width), np.float64)   # dA sums, per channel of the group
         zero = np.zeros(1, u.dtype)[0]
         for b in range(nb):
-            for c in range(nd):
-                gi = c // hd
-                a = A[c]
-                for j in range(width):
-                    carry[j] = zero
-                    acc_a[j] = 0.0
+            for gi in range(ng):
+                for ci in range(hd):
+                    carry = carries[ci]
+                    acc_a = acc_as[ci]
+                    for j in range(width):
+                        carry[j] = zero
+                        acc_a[j] = 0.0
+                # Blocks outer, the group's channels inner: the block's rows of B, C, dB, dC
+                # stay in cache while every channel of the group reads and adds into them.
                 for k in range(nblocks - 1, -1, -1):
                     t0 = k * block
                     m = min(nl, t0 + block) - t0
-                    hk = ckpt[b, c, k]
-                    h0 = hs[0]
+                    for ci in range(hd):
+                        c = gi * hd + ci
+                        a = A[c]
+                        carry = carries[ci]
+                        acc_a = acc_as[ci]
+                        hk = ckpt[b, c, k]
+                        h0 = hs[0]
+                        for j in range(width):
+                            h0[j] = hk[j]
+                        for i in range(m):                          # recompute the block
+                            t = t0 + i
+                            dtt = dt[b, c, t]
+                            x = dtt * u[b, c, t]
+                            bv = Bt[b, gi, t]
+                            hp = hs[i]
+                            hn = hs[i + 1]
+                            ai = decays[i]
+                            for j in range(width):
+                                e = _expf(dtt * a[j])
+                                ai[j] = e
+                                hn[j] = e * hp[j] + x * bv[j]
+                        for i in range(m - 1, -1, -1):              # adjoint, backwards in time
+                            t = t0 + i
+                            dtt = dt[b, c, t]
+                            ut = u[b, c, t]
+                            dyt = dy[b, c, t]
+                            bv = Bt[b, gi, t]
+                            cv = Ct[b, gi, t]
+                            hp = hs[i]
+                            ai = decays[i]
+                            g_ = gs[i]
+                            gb = zero
+                            pa = zero
+                            for j in range(width):
+                                g = carry[j] + dyt * cv[j]
+                                g_[j] = g
+                                gb += g * bv[j]
+                                p = g * hp[j] * ai[j]
+                                pa += p * a[j]
+                                acc_a[j] += p * dtt
+                                carry[j] = ai[j] * g
+                            du[b, c, t] = dtt * gb
+                            ddt[b, c, t] = pa + ut * gb
+                        for i in range(m):                          # dB_t += g_t delta_t u_t
+                            t = t0 + i
+                            x = dt[b, c, t] * u[b, c, t]
+                            dbv = dBt[b, gi, t]
+                            g_ = gs[i]
+                            for j in range(width):
+                                dbv[j] += g_[j] * x
+                        for i in range(m):                          # dC_t += dy_t h_t
+                            t = t0 + i
+                            dyt = dy[b, c, t]
+                            dcv = dCt[b, gi, t]
+                            hn = hs[i + 1]
+                            for j in range(width):
+                                dcv[j] += dyt * hn[j]
+                for ci in range(hd):
+                    acc_a = acc_as[ci]
                     for j in range(width):
-                        h0[j] = hk[j]
-                    for i in range(m):                              # recompute the block
-                        t = t0 + i
-                        dtt = dt[b, c, t]
-                        x = dtt * u[b, c, t]
-                        bv = Bt[b, gi, t]
-                        hp = hs[i]
-                        hn = hs[i + 1]
-                        ai = decays[i]
-                        for j in range(width):
-                            e = _expf(dtt * a[j])
-                            ai[j] = e
-                            hn[j] = e * hp[j] + x * bv[j]
-                    for i in range(m - 1, -1, -1):                  # adjoint, backwards in time
-                        t = t0 + i
-                        dtt = dt[b, c, t]
-                        ut = u[b, c, t]
-                        dyt = dy[b, c, t]
-                        bv = Bt[b, gi, t]
-                        cv = Ct[b, gi, t]
-                        hp = hs[i]
-                        ai = decays[i]
-                        gi_ = gs[i]
-                        gb = zero
-                        pa = zero
-                        for j in range(width):
-                            g = carry[j] + dyt * cv[j]
-                            gi_[j] = g
-                            gb += g * bv[j]
-                            p = g * hp[j] * ai[j]
-                            pa += p * a[j]
-                            acc_a[j] += p * dtt
-                            carry[j] = ai[j] * g
-                        du[b, c, t] = dtt * gb
-                        ddt[b, c, t] = pa + ut * gb
-                    for i in range(m):                              # dB_t += g_t delta_t u_t
-                        t = t0 + i
-                        x = dt[b, c, t] * u[b, c, t]
-                        dbv = dBt[b, gi, t]
-                        gi_ = gs[i]
-                        for j in range(width):
-                            dbv[j] += gi_[j] * x
-                    for i in range(m):                              # dC_t += dy_t h_t
-                        t = t0 + i
-                        dyt = dy[b, c, t]
-                        dcv = dCt[b, gi, t]
-                        hn = hs[i + 1]
-                        for j in range(width):
-                            dcv[j] += dyt * hn[j]
-                for j in range(width):
-                    dA[b, c, j] = acc_a[j]
+                        dA[b, gi * hd + ci, j] = acc_a[j]
 
     return scan_backward
-
-
 
 
 @_jit()
