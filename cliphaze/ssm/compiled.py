@@ -5,8 +5,8 @@ PyTorch calls on (b, d, n) tensors, each paying Python and dispatch overhead tha
 arithmetic. :mod:`cliphaze.ssm.fast_cpu` removes most of that overhead but still goes through
 memory: every step reads and writes (b, d, n) buffers, and exp, the drive and the product with
 ``C`` are separate passes. Here the same loop is compiled to machine code by numba's JIT, one
-``(batch, channel)`` lane at a time, with the lane's n-vector state in a small local array that
-stays in the L1 cache:
+``(batch, channel)`` lane at a time, with the lane's n-vector state in a buffer on the kernel's
+stack that LLVM keeps in a vector register:
 
     a_t = exp(delta_t A),   h_t = a_t * h_{t-1} + delta_t B_t u_t,   y_t = <C_t, h_t>
 
