@@ -134,9 +134,10 @@ def test_semantic_guidance_runs():
 
 
 def test_presets_and_costs():
-    costs = {name: preset_cost(name, size=64) for name in ("tiny", "small")}
-    assert 0 < costs["tiny"]["params"] < costs["small"]["params"]
-    assert 0 < costs["tiny"]["gflops"] < costs["small"]["gflops"]
+    costs = {name: preset_cost(name, size=64) for name in ("tiny", "mid", "small")}
+    # "mid" sits between the two in parameters and in compute
+    assert 0 < costs["tiny"]["params"] < costs["mid"]["params"] < costs["small"]["params"]
+    assert 0 < costs["tiny"]["gflops"] < costs["mid"]["gflops"] < costs["small"]["gflops"]
     assert costs["tiny"]["scan_gflops"] > 0
     with pytest.raises(KeyError, match="unknown preset"):
         get_preset("huge")
