@@ -32,6 +32,8 @@ import time
 
 from _memory import reset_peak_rss, rss_mb  # benchmarks/ is on sys.path when run as a script
 
+from cliphaze.hostinfo import cpu_description
+
 SIZES = {"512^2": (512, 512), "1 MP": (768, 1365), "12 MP": (3000, 4000)}
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "data", "samples",
                       "hazy", "coffee.png")
@@ -141,6 +143,7 @@ def main(argv=None) -> int:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     print(f"# cliphaze dehaze (shipped cliphaze-tiny, default tiling) vs dark channel prior, "
           f"1 thread, {args.clock} clock")
+    print(f"# CPU: {cpu_description()}")
     print("| image | dehaze s | dehaze s/MP | peak extra MB | DCP s | DCP s/MP | dehaze / DCP |")
     print("|---|---|---|---|---|---|---|")
     splits = {}

@@ -42,6 +42,8 @@ import time
 import torch
 from _memory import reset_peak_rss, rss_mb  # benchmarks/ is on sys.path when run as a script
 
+from cliphaze.hostinfo import cpu_description
+
 WIDTHS = ((32, 8), (256, 16))          # (d_inner, d_state)
 LENGTHS = (64 * 64, 128 * 128, 256 * 256)
 QUICK_WIDTHS = ((32, 8),)
@@ -335,6 +337,7 @@ def main(argv=None) -> int:
     print(f"# selective scan, 1 thread, K={K} directions, batch 1, median of {repeats} runs, "
           f"{args.clock} clock; torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"# CPU: {cpu_description()}")
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     cpu_table(widths, lengths, repeats, args.backends.split(","), args.loop_max_s,

@@ -139,7 +139,12 @@ def run_checks(stream=sys.stdout) -> int:
 
         cuda = torch.cuda.is_available()
         devs = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else ""
-        print(f"  [{'OK' if cuda else '--'}] CUDA {'available: ' + devs if cuda else 'not available (CPU path: the pure-PyTorch scan)'}", file=stream)
+        from cliphaze.hostinfo import cpu_description
+        from cliphaze.ssm import resolve_backend
+
+        print(f"  [OK] CPU: {cpu_description()}", file=stream)
+        print(f"  [OK] selective scan on CPU tensors: {resolve_backend('cpu')} backend", file=stream)
+        print(f"  [{'OK' if cuda else '--'}] CUDA {'available: ' + devs if cuda else 'not available (the CPU runs everything)'}", file=stream)
         print(f"  [OK] torch threads: {torch.get_num_threads()}", file=stream)
     except Exception as err:  # torch itself missing is already a FAIL above
         print(f"  [FAIL] torch: {err}", file=stream)

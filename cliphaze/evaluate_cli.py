@@ -70,16 +70,11 @@ def canonical_command(args: argparse.Namespace) -> str:
 
 def machine_notes(device: str) -> list[str]:
     """Lines saying where the timings come from (CPU model, threads, device, torch version)."""
-    import platform
-
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    from cliphaze.hostinfo import cpu_description
+
+    cpu = cpu_description()
     dev = device
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"

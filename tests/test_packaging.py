@@ -45,6 +45,24 @@ def test_env_check_reports_ok_lines():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "[OK] torch" in out.stdout and "[OK] open_clip_torch" in out.stdout
     assert "mamba-ssm" in out.stdout and "CLIP weights" in out.stdout
+    from cliphaze.hostinfo import cpu_model
+    from cliphaze.ssm import resolve_backend
+
+    assert f"[OK] CPU: {cpu_model()}" in out.stdout
+    assert f"selective scan on CPU tensors: {resolve_backend('cpu')} backend" in out.stdout
+
+
+def test_vector_isa_names_the_widest_instruction_set():
+    from cliphaze.hostinfo import cpu_description, cpu_features, vector_isa
+
+    assert vector_isa({"sse4_2", "avx", "avx2", "fma", "avx512f"}) == "AVX-512"
+    assert vector_isa({"sse4_2", "avx", "avx2", "fma"}) == "AVX2"
+    assert vector_isa({"sse2", "avx"}) == "AVX"
+    assert vector_isa({"sse2"}) == "SSE"
+    assert vector_isa({"neon"}) == vector_isa(set()) == "unknown"
+    # the description names this machine's instruction set, as the benchmark headers print it
+    _, feats = cpu_features()
+    assert vector_isa(feats) in cpu_description()
 
 
 def test_ci_runs_the_readme_test_command(repo_root):
