@@ -202,3 +202,25 @@ def test_clip_train_small_command_writes_model_and_calibrated_prompts(tmp_path):
     clip = load_clip(str(model))
     learner = load_prompts(prompts, clip)  # tied to this checkpoint
     assert learner.extra["config"]["families"] == ["ramp", "fields", "room"]
+
+
+def test_clip_train_small_loss_weight_flags_reach_the_recipe(tmp_path, monkeypatch):
+    """--spatial-weight / --decorrelation-weight set the recipe's weights (recorded in the card), and
+    the defaults are the shipped recipe's."""
+    import numpy as np
+    from PIL import Image
+
+    from cliphaze.cli import main
+    from cliphaze.clip.small_train import SmallClipTrainConfig
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(data / "0.png")
+    for flags, want in (([], (1.0, 1.0)), (["--spatial-weight", "3", "--decorrelation-weight", "0.3"], (3.0, 0.3))):
+        model = tmp_path / f"m{len(flags)}.pt"
+        assert main(["clip", "train-small", "--data", str(data), "--steps", "1", "--crops", "2", "-o", str(model),
+                     *flags]) == 0
+        config = torch.load(model, weights_only=True)["card"]["config"]
+        assert (config["spatial_weight"], config["decorrelation_weight"]) == want
+    default = SmallClipTrainConfig()
+    assert (default.spatial_weight, default.decorrelation_weight) == (1.0, 1.0)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cliphaze.cli_types import positive_int
+from cliphaze.cli_types import non_negative_float, positive_int
 
 __all__ = ["add_train_small_args", "train_small_command"]
 
@@ -30,6 +30,12 @@ def add_train_small_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", default="real-depth", choices=("real-depth", "ramp", "fields", "room", "fog"),
                    help="haze family left out of training, for the leave-one-family-out test; real-depth is "
                    "never used for training anyway (it needs matching depth) (default: %(default)s)")
+    p.add_argument("--spatial-weight", type=non_negative_float, default=1.0,
+                   help="ranking recipe: weight of the within-image token ranking term, the order the guide is "
+                   "judged on (cliphaze.clip.losses.spatial_ranking_loss) (default: %(default)s)")
+    p.add_argument("--decorrelation-weight", type=non_negative_float, default=1.0,
+                   help="ranking recipe: weight of the penalty on the correlation between the map and the "
+                   "luminance of clear images (cliphaze.clip.losses.decorrelation_loss) (default: %(default)s)")
     p.add_argument("--prompts-output", default=None,
                    help="also fit the calibrated prompt pair for the trained model and save it here "
                    "(default: none)")
@@ -59,7 +65,8 @@ def train_small_command(args: argparse.Namespace) -> int:
     print(f"{len(photos)} clear photos from {', '.join(map(str, args.data))}", flush=True)
     families = tuple(f for f in (*TRAIN_FAMILIES, "real-depth") if f != args.holdout and f != "real-depth")
     config = SmallClipTrainConfig(steps=args.steps, crops_per_step=args.crops, lr=args.lr, seed=args.seed,
-                                  recipe=args.recipe, families=families)
+                                  recipe=args.recipe, families=families, spatial_weight=args.spatial_weight,
+                                  decorrelation_weight=args.decorrelation_weight)
     if args.recipe == "ranking":
         print(f"recipe ranking: families {', '.join(families)}; held out: {args.holdout}", flush=True)
 
