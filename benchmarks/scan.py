@@ -136,6 +136,12 @@ def worker(backend: str, d_inner: int, n: int, l: int, modes: list[str], repeats
     with torch.no_grad():
         out = fn(**make_case(d_inner, min(l, 64), N=n), delta_softplus=True)
     result["first_call_s"] = time.perf_counter() - t0
+    if "fwd_bwd" in modes:
+        # The backward has kernels of its own (compiled, or loaded from numba's cache, on first
+        # use): warm them up too, or the first timed forward+backward pays for it (several
+        # seconds on a slow machine, where a first run over 2 s would be reported as the timing).
+        w = make_case(d_inner, min(l, 64), requires_grad=True, N=n)
+        fn(**w, delta_softplus=True).sum().backward()
     if backend != "compiled":
         from cliphaze.ssm import selective_scan_compiled
         xs = make_case(d_inner, min(l, 4096), N=n)
