@@ -129,6 +129,34 @@ def test_compiled_float32_at_padded_and_unpadded_state_widths(n):
     assert_close_scaled(last_inf, ref_last, "inference last state")
 
 
+@needs_numba
+@pytest.mark.parametrize("packing", [True, False])
+def test_compiled_packed_and_padded_forward_kernels_match_loop(packing, monkeypatch):
+    """n = 8 runs either the channel-packed forward kernel (8 channels of a group side by side,
+    the default off AVX-512) or the padded one-channel kernel: both match the float64 loop, in
+    training (checkpoints feed the backward) and in inference, whatever this machine's default."""
+    from cliphaze.ssm import compiled
+
+    monkeypatch.setattr(compiled, "_packing_allowed", lambda: packing)
+    assert compiled._packed_lanes(8, 16) == (8 if packing else 0)
+    assert compiled._packed_lanes(8, 12) == (4 if packing else 0)   # largest power of two dividing hd
+    assert compiled._packed_lanes(16, 16) == 0                       # no padding, nothing to pack
+    inputs = make_inputs(b=2, d=32, l=150, n=8, g=2, seed=11)
+    grad_out = torch.randn(2, 32, 150, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    ref_out, ref_last, ref_grads = run_with_grads(selective_scan_reference, inputs, grad_out)
+    f32 = {k: v.float() for k, v in inputs.items()}
+    out, last, grads = run_with_grads(selective_scan_compiled, f32, grad_out, block=32)
+    assert_close_scaled(out, ref_out, "out")
+    assert_close_scaled(last, ref_last, "last state")
+    for name in NAMES:
+        assert_close_scaled(grads[name], ref_grads[name], f"d{name}")
+    with torch.no_grad():
+        out_inf, last_inf = selective_scan_compiled(**{k: v.detach() for k, v in f32.items()},
+                                                    delta_softplus=True, return_last_state=True)
+    assert_close_scaled(out_inf, ref_out, "inference out")
+    assert_close_scaled(last_inf, ref_last, "inference last state")
+
+
 @pytest.mark.parametrize("backend", backends("fast_cpu", "compiled", "chunked"))
 def test_float64_backends_agree_with_loop_to_rounding(backend):
     inputs = make_inputs(b=2, d=6, l=77, n=3, g=3, seed=3)

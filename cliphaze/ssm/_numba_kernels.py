@@ -302,6 +302,94 @@ def forward_kernel(nn: int):
     return scan_forward
 
 
+# ----- forward with channels packed side by side, for narrow states ------------------------------
+
+PACKED_STATE_NUMBERS = 64
+"""Numbers of state the packed forward kernel keeps per pass: ``n`` state numbers times the
+channels it packs (64 float32 fill eight 256-bit registers)."""
+
+
+@functools.cache
+def packed_forward_kernel(n: int, lanes: int):
+    """The forward scan for a narrow state (``n`` below :data:`LANES`), ``lanes`` channels of
+    one B/C group at a time, their ``n * lanes`` state numbers side by side.
+
+    Why: :func:`forward_kernel` vectorises over the state of one channel, so ``n = 8`` is padded
+    to 16 and half of every vector operation computes zeros; on AVX2 LLVM did not vectorise an
+    unpadded width of 8 well either. Here the vector runs over ``(state number, channel)`` pairs
+    of ``lanes`` channels that share ``B_t`` and ``C_t``: per step, ``delta_t`` and
+    ``delta_t u_t`` of each channel and ``B_t``, ``C_t`` of each state number are broadcast into
+    stack buffers laid out like the state, so the update of all ``n * lanes`` numbers is one flat
+    loop of the same form as :func:`forward_kernel`'s (which LLVM vectorises), and ``y`` of each
+    channel is the sum of its ``n`` products afterwards. Same arithmetic per number; only the
+    order of the sum in ``y_t`` differs. Measured on an AVX2 machine (Zen 1) at n = 8, 4 x 32
+    channels, L = 128^2: 1.8x faster than the padded kernel (2.40 against 4.40 ns per element).
+    At n = 16 the padded kernel needs no padding and stays faster (``lanes`` 2-8 measured 0.5-0.8x),
+    and at 128 state numbers per pass (n = 16, 8 channels) LLVM spilled the state: hence
+    :data:`PACKED_STATE_NUMBERS`.
+
+    Layouts as :func:`forward_kernel`, except ``AT`` (n, d) (A transposed, so the numbers of one
+    state index are contiguous across channels) and no padding: ``Bt``, ``Ct`` (b, g, l, n),
+    ``last`` (b, d, n), ``ckpt`` (b, d, nblocks, n). The caller guarantees that ``lanes`` divides
+    the channels per group ``hd``.
+    """
+    width = n * lanes
+
+    @_jit(fastmath=_FAST)
+    def scan_forward_packed(u, dt, AT, Bt, Ct, D, hd, block, y, last, ckpt):
+        nb, nd, nl = u.shape
+        save = ckpt.shape[2] > 0
+        h = numba.carray(_stack_buffer(width, u.dtype), width)       # state, index j * lanes + w
+        a = numba.carray(_stack_buffer(width, u.dtype), width)       # A of the same numbers
+        dts = numba.carray(_stack_buffer(width, u.dtype), width)     # delta_t of channel w
+        xs = numba.carray(_stack_buffer(width, u.dtype), width)      # delta_t u_t of channel w
+        bs = numba.carray(_stack_buffer(width, u.dtype), width)      # B_t[j]
+        cs = numba.carray(_stack_buffer(width, u.dtype), width)      # C_t[j]
+        ps = numba.carray(_stack_buffer(width, u.dtype), width)      # C_t[j] h_t[j, w]
+        zero = np.zeros(1, u.dtype)[0]
+        for b in range(nb):
+            for c0 in range(0, nd, lanes):
+                gi = c0 // hd
+                for j in range(n):
+                    for w in range(lanes):
+                        h[j * lanes + w] = zero
+                        a[j * lanes + w] = AT[j, c0 + w]
+                for t0 in range(0, nl, block):
+                    if save:
+                        for w in range(lanes):
+                            for j in range(n):
+                                ckpt[b, c0 + w, t0 // block, j] = h[j * lanes + w]
+                    for t in range(t0, min(nl, t0 + block)):
+                        bv = Bt[b, gi, t]
+                        cv = Ct[b, gi, t]
+                        for w in range(lanes):
+                            dtt = dt[b, c0 + w, t]
+                            x = dtt * u[b, c0 + w, t]
+                            for j in range(n):
+                                dts[j * lanes + w] = dtt
+                                xs[j * lanes + w] = x
+                        for j in range(n):
+                            bj = bv[j]
+                            cj = cv[j]
+                            for w in range(lanes):
+                                bs[j * lanes + w] = bj
+                                cs[j * lanes + w] = cj
+                        for k in range(width):
+                            hk = _expf(dts[k] * a[k]) * h[k] + xs[k] * bs[k]
+                            h[k] = hk
+                            ps[k] = cs[k] * hk
+                        for w in range(lanes):
+                            acc = D[c0 + w] * u[b, c0 + w, t]
+                            for j in range(n):
+                                acc += ps[j * lanes + w]
+                            y[b, c0 + w, t] = acc
+                for w in range(lanes):
+                    for j in range(n):
+                        last[b, c0 + w, j] = h[j * lanes + w]
+
+    return scan_forward_packed
+
+
 # ----- backward, compiled per state width or for a run-time width ------------------------------
 
 @functools.cache

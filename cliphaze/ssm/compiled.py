@@ -11,7 +11,10 @@ stack that LLVM keeps in a vector register:
     a_t = exp(delta_t A),   h_t = a_t * h_{t-1} + delta_t B_t u_t,   y_t = <C_t, h_t>
 
 so each (d, n, l) element costs one exp, two fused multiply-adds and one load of ``B_t``/``C_t``;
-LLVM vectorises the loop over n. The backward (notebook 03, section "A fast scan that is still
+LLVM vectorises the loop over n. A state narrower than a vector (the shipped model's n = 8,
+padded to 16 in that kernel) instead runs several channels of one B/C group side by side, their
+states in one vector (``_numba_kernels.packed_forward_kernel``; off on AVX-512, where n = 8 padded
+to 16 fills one register exactly). The backward (notebook 03, section "A fast scan that is still
 exact") runs the adjoint scan ``g_t = a_{t+1} g_{t+1} + dy_t C_t`` backwards in time, block by
 block: the forward keeps the state entering every ``block`` steps (``l / block`` states per lane)
 and the backward recomputes one block's states from it. Memory is linear in ``l`` and never holds
@@ -95,26 +98,70 @@ def _pad_state(A: torch.Tensor, nn: int) -> torch.Tensor:
     return A if A.shape[1] == nn else torch.nn.functional.pad(A, (0, nn - A.shape[1]))
 
 
+@functools.lru_cache(maxsize=1)
+def _packing_allowed() -> bool:
+    """Whether narrow states use the channel-packed forward kernel on this CPU: everywhere but
+    AVX-512. There ``n = 8`` padded to 16 fills exactly one vector register, so padding wastes
+    nothing, and a kernel that packed two channels into one vector measured 4x slower than the
+    padded one on that machine (README, section "Performance")."""
+    from ..hostinfo import cpu_features, vector_isa
+
+    return vector_isa(cpu_features()[1]) != "AVX-512"
+
+
+def _packed_lanes(n: int, hd: int) -> int:
+    """Channels the forward kernel packs side by side for a state of ``n`` numbers and ``hd``
+    channels per B/C group, or 0 for the padded one-channel-at-a-time kernel.
+
+    Packing applies when the padded kernel would compute zeros (``n`` not a multiple of
+    ``LANES``) and this CPU is not AVX-512 (:func:`_packing_allowed`). The channel count is the
+    largest power of two with at most ``PACKED_STATE_NUMBERS`` state numbers per pass that divides
+    ``hd`` (8 for the shipped model's n = 8)."""
+    kernels = _kernels()
+    if kernels.padded_state(n) == n or not _packing_allowed():
+        return 0
+    lanes = 1
+    while lanes * 2 * n <= kernels.PACKED_STATE_NUMBERS:
+        lanes *= 2
+    while lanes > 1 and hd % lanes:
+        lanes //= 2
+    return lanes if lanes > 1 else 0
+
+
 def _forward(u, dt, A, B, C, block: int, save: bool, D=None):
-    """Run the forward kernel; B, C (b, g, n, l) are laid out (b, g, l, nn) and A (d, n) padded
-    to (d, nn) here, nn = :func:`padded_state` (n). Returns y (b, d, l) (plus ``D u`` when D is
-    given), the last state (b, d, n) and, for the backward, the checkpoints (b, d, nblocks, nn)
-    and the padded ``A``, ``Bt``, ``Ct`` the kernel read."""
+    """Run the forward kernel. Returns y (b, d, l) (plus ``D u`` when D is given), the last state
+    (b, d, n) and, for the backward, the checkpoints (b, d, nblocks, n) and the ``A``, ``Bt``,
+    ``Ct`` (B, C laid out (b, g, l, n)) the backward reads, all at the true width ``n``.
+
+    Narrow states (:func:`_packed_lanes`) run the channel-packed kernel; the others the
+    one-channel kernel, with B, C laid out (b, g, l, nn) and A padded to (d, nn),
+    nn = ``padded_state(n)``."""
     b, d, l = u.shape
     g, n = B.shape[1], B.shape[2]
     kernels = _kernels()
-    nn = kernels.padded_state(n)
     nblocks = math.ceil(l / block) if save else 0
     y = u.new_empty((b, d, l))
+    D = u.new_zeros(d) if D is None else D.to(u.dtype).contiguous()
+    lanes = _packed_lanes(n, d // g)
+    if lanes:
+        last = u.new_empty((b, d, n))
+        ckpt = u.new_empty((b, d, nblocks, n))
+        Bt, Ct = _transpose_bc(B), _transpose_bc(C)
+        kernels.packed_forward_kernel(n, lanes)(
+            _as_numpy(u), _as_numpy(dt), _as_numpy(A.t().contiguous()), _as_numpy(Bt), _as_numpy(Ct),
+            _as_numpy(D), d // g, block, _as_numpy(y), _as_numpy(last), _as_numpy(ckpt))
+        return y, last, (ckpt, A, Bt, Ct)
+    nn = kernels.padded_state(n)
     last = u.new_empty((b, d, nn))
     ckpt = u.new_empty((b, d, nblocks, nn))
-    D = u.new_zeros(d) if D is None else D.to(u.dtype).contiguous()
     Ap, Bt, Ct = _pad_state(A, nn), _transpose_bc(B, nn), _transpose_bc(C, nn)
     kernels.forward_kernel(nn)(_as_numpy(u), _as_numpy(dt), _as_numpy(Ap), _as_numpy(Bt),
                                _as_numpy(Ct), _as_numpy(D), d // g, block, _as_numpy(y),
                                _as_numpy(last), _as_numpy(ckpt))
     if nn != n:
         last = last[..., :n].contiguous()
+        if save:                      # the backward runs at the true width
+            ckpt, Ap, Bt, Ct = ckpt[..., :n].contiguous(), A, _transpose_bc(B), _transpose_bc(C)
     return y, last, (ckpt, Ap, Bt, Ct)
 
 
@@ -156,9 +203,6 @@ class _CompiledScanCore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, dt, A, B, C, block):
         y, last, (ckpt, Ap, Bt, Ct) = _forward(u, dt, A, B, C, block, save=True)
-        n = A.shape[1]
-        if Ap.shape[1] != n:          # padded forward: the backward runs at the true width
-            ckpt, Ap, Bt, Ct = ckpt[..., :n].contiguous(), A, _transpose_bc(B), _transpose_bc(C)
         ctx.save_for_backward(u, dt, Ap, Bt, Ct, ckpt)
         ctx.block = block
         ctx.mark_non_differentiable(last)
