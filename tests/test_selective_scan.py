@@ -131,25 +131,27 @@ def test_compiled_float32_at_padded_and_unpadded_state_widths(n):
 
 @needs_numba
 @pytest.mark.parametrize("packing", [True, False])
-def test_compiled_packed_and_padded_forward_kernels_match_loop(packing, monkeypatch):
-    """n = 8 runs either the channel-packed forward kernel (8 channels of a group side by side,
-    the default off AVX-512) or the padded one-channel kernel: both match the float64 loop, in
-    training (checkpoints feed the backward) and in inference, whatever this machine's default."""
+def test_compiled_packed_and_one_channel_kernels_match_loop(packing, monkeypatch):
+    """n = 8 runs either the channel-packed kernels (8 channels of a group side by side, forward
+    and backward; the default off AVX-512) or the one-channel kernels (forward padded to 16): both
+    match the float64 loop, outputs, last state and all gradients, in training and in inference,
+    whatever this machine's default."""
     from cliphaze.ssm import compiled
 
     monkeypatch.setattr(compiled, "_packing_allowed", lambda: packing)
     assert compiled._packed_lanes(8, 16) == (8 if packing else 0)
     assert compiled._packed_lanes(8, 12) == (4 if packing else 0)   # largest power of two dividing hd
     assert compiled._packed_lanes(16, 16) == 0                       # no padding, nothing to pack
-    inputs = make_inputs(b=2, d=32, l=150, n=8, g=2, seed=11)
-    grad_out = torch.randn(2, 32, 150, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    inputs = make_inputs(b=2, d=32, l=350, n=8, g=2, seed=11)
+    grad_out = torch.randn(2, 32, 350, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     ref_out, ref_last, ref_grads = run_with_grads(selective_scan_reference, inputs, grad_out)
     f32 = {k: v.float() for k, v in inputs.items()}
-    out, last, grads = run_with_grads(selective_scan_compiled, f32, grad_out, block=32)
-    assert_close_scaled(out, ref_out, "out")
-    assert_close_scaled(last, ref_last, "last state")
-    for name in NAMES:
-        assert_close_scaled(grads[name], ref_grads[name], f"d{name}")
+    for block in (32, 300):          # 300: beyond the packed backward's stack buffers, one-channel backward
+        out, last, grads = run_with_grads(selective_scan_compiled, f32, grad_out, block=block)
+        assert_close_scaled(out, ref_out, f"out, block {block}")
+        assert_close_scaled(last, ref_last, f"last state, block {block}")
+        for name in NAMES:
+            assert_close_scaled(grads[name], ref_grads[name], f"d{name}, block {block}")
     with torch.no_grad():
         out_inf, last_inf = selective_scan_compiled(**{k: v.detach() for k, v in f32.items()},
                                                     delta_softplus=True, return_last_state=True)

@@ -346,6 +346,7 @@ def packed_forward_kernel(n: int, lanes: int):
         bs = numba.carray(_stack_buffer(width, u.dtype), width)      # B_t[j]
         cs = numba.carray(_stack_buffer(width, u.dtype), width)      # C_t[j]
         ps = numba.carray(_stack_buffer(width, u.dtype), width)      # C_t[j] h_t[j, w]
+        ys = numba.carray(_stack_buffer(lanes, u.dtype), lanes)      # y_t of channel w
         zero = np.zeros(1, u.dtype)[0]
         for b in range(nb):
             for c0 in range(0, nd, lanes):
@@ -378,11 +379,13 @@ def packed_forward_kernel(n: int, lanes: int):
                             hk = _expf(dts[k] * a[k]) * h[k] + xs[k] * bs[k]
                             h[k] = hk
                             ps[k] = cs[k] * hk
+                        for w in range(lanes):                     # y_t: sum over j, vector over w
+                            ys[w] = D[c0 + w] * u[b, c0 + w, t]
+                        for j in range(n):
+                            for w in range(lanes):
+                                ys[w] += ps[j * lanes + w]
                         for w in range(lanes):
-                            acc = D[c0 + w] * u[b, c0 + w, t]
-                            for j in range(n):
-                                acc += ps[j * lanes + w]
-                            y[b, c0 + w, t] = acc
+                            y[b, c0 + w, t] = ys[w]
                 for w in range(lanes):
                     for j in range(n):
                         last[b, c0 + w, j] = h[j * lanes + w]
@@ -516,6 +519,168 @@ def backward_kernel(nn: int):
                         dA[b, gi * hd + ci, j] = acc_a[j]
 
     return scan_backward
+
+
+PACKED_BACKWARD_MAX_BLOCK = 256
+"""Longest block :func:`packed_backward_kernel` is compiled for: its block buffers live on the
+stack, 3 x 4 x block x 64 bytes (192 KiB at 256); longer blocks use :func:`backward_kernel`."""
+
+
+@functools.cache
+def packed_backward_kernel(n: int, lanes: int, block: int):
+    """The backward of :func:`backward_kernel` with ``lanes`` channels of one B/C group side by
+    side, as in :func:`packed_forward_kernel` (same equations, same checkpoints ``ckpt``
+    (b, d, nblocks, n)), compiled for one ``block`` length (at most
+    :data:`PACKED_BACKWARD_MAX_BLOCK`; the ``block_`` argument is ignored).
+
+    The block's states, decays and adjoints, the carry and the ``dA`` sums are stack buffers
+    (:func:`_stack_buffer`), hence the block length as a constant: with them in arrays from
+    ``np.zeros`` (as in :func:`backward_kernel`) LLVM left most of the packed update scalar and the
+    kernel was no faster than the one-channel backward.
+
+    Per step, each channel's ``delta_t``, ``delta_t u_t`` and ``dy_t`` and each state index's
+    ``B_t``, ``C_t`` are broadcast into stack buffers laid out like the ``n * lanes`` state numbers;
+    the recomputation and the adjoint update then run as flat loops over those numbers, and the
+    per-channel sums (``<g_t, B_t>``, ``<g_t h_{t-1} a_t, A>``) and per-state-index sums (``dB_t``,
+    ``dC_t``, over the channels of the pack) are taken afterwards. Blocks outer and the packs of a
+    group inner, for the cache reasons of :func:`backward_kernel`. ``dA`` is (b, d, n) float64;
+    ``dBt``, ``dCt`` (b, g, l, n) must be zero on entry.
+    """
+    width = n * lanes
+    hs_size = (block + 1) * width
+    blk_size = block * width
+
+    @_jit(fastmath=_FAST)
+    def scan_backward_packed(u, dt, AT, Bt, Ct, hd, block_, ckpt, dy, du, ddt, dA, dBt, dCt):
+        nb, nd, nl = u.shape
+        ng = Bt.shape[1]
+        nblocks = ckpt.shape[2]
+        npacks = hd // lanes
+        hs = numba.carray(_stack_buffer(hs_size, u.dtype), (block + 1, width))   # h_{t0-1} .. h_{t1-1}
+        decays = numba.carray(_stack_buffer(blk_size, u.dtype), (block, width))  # a_t
+        gs = numba.carray(_stack_buffer(blk_size, u.dtype), (block, width))      # g_t
+        carry = numba.carray(_stack_buffer(width, u.dtype), width)
+        acc_a = numba.carray(_stack_buffer(width, np.float64), width)
+        carries = np.zeros((npacks, width), u.dtype)      # a_{t+1} g_{t+1}, per pack of the group
+        acc_as = np.zeros((npacks, width), np.float64)    # dA sums, per pack of the group
+        a = numba.carray(_stack_buffer(width, u.dtype), width)
+        dts = numba.carray(_stack_buffer(width, u.dtype), width)
+        xs = numba.carray(_stack_buffer(width, u.dtype), width)
+        dys = numba.carray(_stack_buffer(width, u.dtype), width)
+        bs = numba.carray(_stack_buffer(width, u.dtype), width)
+        cs = numba.carray(_stack_buffer(width, u.dtype), width)
+        gbs = numba.carray(_stack_buffer(width, u.dtype), width)    # g B, summed over j per channel
+        pas = numba.carray(_stack_buffer(width, u.dtype), width)    # g h_{t-1} a_t A, likewise
+        gbw = numba.carray(_stack_buffer(lanes, u.dtype), lanes)
+        paw = numba.carray(_stack_buffer(lanes, u.dtype), lanes)
+        zero = np.zeros(1, u.dtype)[0]
+        for b in range(nb):
+            for gi in range(ng):
+                for q in range(npacks):
+                    for k in range(width):
+                        carries[q, k] = zero
+                        acc_as[q, k] = 0.0
+                for kb in range(nblocks - 1, -1, -1):
+                    t0 = kb * block
+                    m = min(nl, t0 + block) - t0
+                    for q in range(npacks):
+                        c0 = gi * hd + q * lanes
+                        for k in range(width):
+                            carry[k] = carries[q, k]
+                            acc_a[k] = acc_as[q, k]
+                        for j in range(n):
+                            for w in range(lanes):
+                                a[j * lanes + w] = AT[j, c0 + w]
+                                hs[0, j * lanes + w] = ckpt[b, c0 + w, kb, j]
+                        for i in range(m):                          # recompute the block
+                            t = t0 + i
+                            bv = Bt[b, gi, t]
+                            for w in range(lanes):
+                                dtt = dt[b, c0 + w, t]
+                                x = dtt * u[b, c0 + w, t]
+                                for j in range(n):
+                                    dts[j * lanes + w] = dtt
+                                    xs[j * lanes + w] = x
+                            for j in range(n):
+                                bj = bv[j]
+                                for w in range(lanes):
+                                    bs[j * lanes + w] = bj
+                            hp = hs[i]
+                            hn = hs[i + 1]
+                            ai = decays[i]
+                            for k in range(width):
+                                e = _expf(dts[k] * a[k])
+                                ai[k] = e
+                                hn[k] = e * hp[k] + xs[k] * bs[k]
+                        for i in range(m - 1, -1, -1):              # adjoint, backwards in time
+                            t = t0 + i
+                            bv = Bt[b, gi, t]
+                            cv = Ct[b, gi, t]
+                            for w in range(lanes):
+                                dtt = dt[b, c0 + w, t]
+                                dyt = dy[b, c0 + w, t]
+                                for j in range(n):
+                                    dts[j * lanes + w] = dtt
+                                    dys[j * lanes + w] = dyt
+                            for j in range(n):
+                                bj = bv[j]
+                                cj = cv[j]
+                                for w in range(lanes):
+                                    bs[j * lanes + w] = bj
+                                    cs[j * lanes + w] = cj
+                            hp = hs[i]
+                            ai = decays[i]
+                            g_ = gs[i]
+                            for k in range(width):
+                                g = carry[k] + dys[k] * cs[k]
+                                g_[k] = g
+                                gbs[k] = g * bs[k]
+                                p = g * hp[k] * ai[k]
+                                pas[k] = p * a[k]
+                                acc_a[k] += p * dts[k]
+                                carry[k] = ai[k] * g
+                            for w in range(lanes):                 # sums over j, vector over w
+                                gbw[w] = zero
+                                paw[w] = zero
+                            for j in range(n):
+                                for w in range(lanes):
+                                    gbw[w] += gbs[j * lanes + w]
+                                    paw[w] += pas[j * lanes + w]
+                            for w in range(lanes):
+                                dtt = dt[b, c0 + w, t]
+                                du[b, c0 + w, t] = dtt * gbw[w]
+                                ddt[b, c0 + w, t] = paw[w] + u[b, c0 + w, t] * gbw[w]
+                        for k in range(width):
+                            carries[q, k] = carry[k]
+                            acc_as[q, k] = acc_a[k]
+                        for i in range(m):                          # dB_t += sum_w g_t delta_t u_t
+                            t = t0 + i
+                            for w in range(lanes):
+                                x = dt[b, c0 + w, t] * u[b, c0 + w, t]
+                                for j in range(n):
+                                    xs[j * lanes + w] = x
+                            g_ = gs[i]
+                            dbv = dBt[b, gi, t]
+                            for j in range(n):
+                                s = zero
+                                for w in range(lanes):
+                                    s += g_[j * lanes + w] * xs[j * lanes + w]
+                                dbv[j] += s
+                        for i in range(m):                          # dC_t += sum_w dy_t h_t
+                            t = t0 + i
+                            hn = hs[i + 1]
+                            dcv = dCt[b, gi, t]
+                            for j in range(n):
+                                s = zero
+                                for w in range(lanes):
+                                    s += dy[b, c0 + w, t] * hn[j * lanes + w]
+                                dcv[j] += s
+                for q in range(npacks):
+                    for j in range(n):
+                        for w in range(lanes):
+                            dA[b, gi * hd + q * lanes + w, j] = acc_as[q, j * lanes + w]
+
+    return scan_backward_packed
 
 
 @_jit()

@@ -13,8 +13,8 @@ stack that LLVM keeps in a vector register:
 so each (d, n, l) element costs one exp, two fused multiply-adds and one load of ``B_t``/``C_t``;
 LLVM vectorises the loop over n. A state narrower than a vector (the shipped model's n = 8,
 padded to 16 in that kernel) instead runs several channels of one B/C group side by side, their
-states in one vector (``_numba_kernels.packed_forward_kernel``; off on AVX-512, where n = 8 padded
-to 16 fills one register exactly). The backward (notebook 03, section "A fast scan that is still
+states in one vector, forward and backward (``_numba_kernels.packed_forward_kernel`` and
+``packed_backward_kernel``; off on AVX-512, where n = 8 padded to 16 fills one register exactly). The backward (notebook 03, section "A fast scan that is still
 exact") runs the adjoint scan ``g_t = a_{t+1} g_{t+1} + dy_t C_t`` backwards in time, block by
 block: the forward keeps the state entering every ``block`` steps (``l / block`` states per lane)
 and the backward recomputes one block's states from it. Memory is linear in ``l`` and never holds
@@ -215,14 +215,19 @@ class _CompiledScanCore(torch.autograd.Function):
         b, d, l = u.shape
         kernels = _kernels()
         n = A.shape[1]
-        # widths that need no padding (16, 32, ...) get a kernel compiled for them; others (8 in
-        # the shipped model) the run-time-width one, faster there than a padded one
-        kernel = kernels.backward_kernel(n if kernels.padded_state(n) == n else 0)
+        # narrow states (8 in the shipped model) run channels side by side where the forward
+        # does (_packed_lanes); otherwise widths that need no padding (16, 32, ...) get a kernel
+        # compiled for them, others the run-time-width one (faster there than a padded one)
+        lanes = _packed_lanes(n, d // Bt.shape[1])
+        if lanes and ctx.block <= kernels.PACKED_BACKWARD_MAX_BLOCK:
+            kernel, A_in = kernels.packed_backward_kernel(n, lanes, ctx.block), A.t().contiguous()
+        else:
+            kernel, A_in = kernels.backward_kernel(n if kernels.padded_state(n) == n else 0), A
         dy = dy.to(u.dtype).contiguous()
         du, ddt = torch.empty_like(u), torch.empty_like(u)
         dA = torch.empty((b,) + tuple(A.shape), dtype=torch.float64)
         dBt, dCt = torch.zeros_like(Bt), torch.zeros_like(Ct)
-        kernel(_as_numpy(u), _as_numpy(dt), _as_numpy(A), _as_numpy(Bt), _as_numpy(Ct),
+        kernel(_as_numpy(u), _as_numpy(dt), _as_numpy(A_in), _as_numpy(Bt), _as_numpy(Ct),
                d // Bt.shape[1], ctx.block, _as_numpy(ckpt), _as_numpy(dy), _as_numpy(du),
                _as_numpy(ddt), _as_numpy(dA), _as_numpy(dBt), _as_numpy(dCt))
         return (du, ddt, dA.sum(0).to(A.dtype), dBt.transpose(-1, -2), dCt.transpose(-1, -2),
