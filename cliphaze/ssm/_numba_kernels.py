@@ -302,7 +302,31 @@ def forward_kernel(nn: int):
     return scan_forward
 
 
-# ----- forward with channels packed side by side, for narrow states ------------------------------
+# ----- forward with channels packed side by side, for narrow states  ------------------------------
+
+@njit(inline="always", error_model="numpy")
+def _spread_channels(dt, u, b, c0, t, lanes, n, dts, xs):
+    """``dts[j * lanes + w] = delta_t`` and ``xs[j * lanes + w] = delta_t u_t`` of channel
+    ``c0 + w``, for every state index ``j``: one step's per-channel numbers laid out like the
+    packed state (inlined into the packed kernels)."""
+    for w in range(lanes):
+        dtt = dt[b, c0 + w, t]
+        x = dtt * u[b, c0 + w, t]
+        for j in range(n):
+            dts[j * lanes + w] = dtt
+            xs[j * lanes + w] = x
+
+
+@njit(inline="always", error_model="numpy")
+def _spread_state(row, lanes, n, out):
+    """``out[j * lanes + w] = row[j]`` for every channel ``w`` of the pack: one step's ``B_t`` or
+    ``C_t`` laid out like the packed state (inlined into the packed kernels)."""
+    for j in range(n):
+        v = row[j]
+        for w in range(lanes):
+            out[j * lanes + w] = v
+
+
 
 PACKED_STATE_NUMBERS = 64
 """Numbers of state the packed forward kernel keeps per pass: ``n`` state numbers times the
@@ -361,20 +385,9 @@ def packed_forward_kernel(n: int, lanes: int):
                             for j in range(n):
                                 ckpt[b, c0 + w, t0 // block, j] = h[j * lanes + w]
                     for t in range(t0, min(nl, t0 + block)):
-                        bv = Bt[b, gi, t]
-                        cv = Ct[b, gi, t]
-                        for w in range(lanes):
-                            dtt = dt[b, c0 + w, t]
-                            x = dtt * u[b, c0 + w, t]
-                            for j in range(n):
-                                dts[j * lanes + w] = dtt
-                                xs[j * lanes + w] = x
-                        for j in range(n):
-                            bj = bv[j]
-                            cj = cv[j]
-                            for w in range(lanes):
-                                bs[j * lanes + w] = bj
-                                cs[j * lanes + w] = cj
+                        _spread_channels(dt, u, b, c0, t, lanes, n, dts, xs)
+                        _spread_state(Bt[b, gi, t], lanes, n, bs)
+                        _spread_state(Ct[b, gi, t], lanes, n, cs)
                         for k in range(width):
                             hk = _expf(dts[k] * a[k]) * h[k] + xs[k] * bs[k]
                             h[k] = hk
@@ -594,17 +607,8 @@ def packed_backward_kernel(n: int, lanes: int, block: int):
                                 hs[0, j * lanes + w] = ckpt[b, c0 + w, kb, j]
                         for i in range(m):                          # recompute the block
                             t = t0 + i
-                            bv = Bt[b, gi, t]
-                            for w in range(lanes):
-                                dtt = dt[b, c0 + w, t]
-                                x = dtt * u[b, c0 + w, t]
-                                for j in range(n):
-                                    dts[j * lanes + w] = dtt
-                                    xs[j * lanes + w] = x
-                            for j in range(n):
-                                bj = bv[j]
-                                for w in range(lanes):
-                                    bs[j * lanes + w] = bj
+                            _spread_channels(dt, u, b, c0, t, lanes, n, dts, xs)
+                            _spread_state(Bt[b, gi, t], lanes, n, bs)
                             hp = hs[i]
                             hn = hs[i + 1]
                             ai = decays[i]
@@ -614,20 +618,14 @@ def packed_backward_kernel(n: int, lanes: int, block: int):
                                 hn[k] = e * hp[k] + xs[k] * bs[k]
                         for i in range(m - 1, -1, -1):              # adjoint, backwards in time
                             t = t0 + i
-                            bv = Bt[b, gi, t]
-                            cv = Ct[b, gi, t]
                             for w in range(lanes):
                                 dtt = dt[b, c0 + w, t]
                                 dyt = dy[b, c0 + w, t]
                                 for j in range(n):
                                     dts[j * lanes + w] = dtt
                                     dys[j * lanes + w] = dyt
-                            for j in range(n):
-                                bj = bv[j]
-                                cj = cv[j]
-                                for w in range(lanes):
-                                    bs[j * lanes + w] = bj
-                                    cs[j * lanes + w] = cj
+                            _spread_state(Bt[b, gi, t], lanes, n, bs)
+                            _spread_state(Ct[b, gi, t], lanes, n, cs)
                             hp = hs[i]
                             ai = decays[i]
                             g_ = gs[i]
