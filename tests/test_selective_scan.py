@@ -146,7 +146,7 @@ def test_compiled_packed_and_one_channel_kernels_match_loop(packing, monkeypatch
     grad_out = torch.randn(2, 32, 350, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     ref_out, ref_last, ref_grads = run_with_grads(selective_scan_reference, inputs, grad_out)
     f32 = {k: v.float() for k, v in inputs.items()}
-    for block in (32, 300):          # 300: beyond the packed backward's stack buffers, one-channel backward
+    for block in (32, 100, 300):     # 100: buffers for 128 steps; 300: beyond them, one-channel backward
         out, last, grads = run_with_grads(selective_scan_compiled, f32, grad_out, block=block)
         assert_close_scaled(out, ref_out, f"out, block {block}")
         assert_close_scaled(last, ref_last, f"last state, block {block}")

@@ -535,19 +535,19 @@ def backward_kernel(nn: int):
 
 
 PACKED_BACKWARD_MAX_BLOCK = 256
-"""Longest block :func:`packed_backward_kernel` is compiled for: its block buffers live on the
-stack, 3 x 4 x block x 64 bytes (192 KiB at 256); longer blocks use :func:`backward_kernel`."""
+"""Longest block :func:`packed_backward_kernel` runs: its block buffers live on the stack,
+3 x 4 x capacity x 64 bytes (192 KiB at 256); longer blocks use :func:`backward_kernel`."""
 
 
 @functools.cache
-def packed_backward_kernel(n: int, lanes: int, block: int):
+def packed_backward_kernel(n: int, lanes: int, capacity: int):
     """The backward of :func:`backward_kernel` with ``lanes`` channels of one B/C group side by
     side, as in :func:`packed_forward_kernel` (same equations, same checkpoints ``ckpt``
-    (b, d, nblocks, n)), compiled for one ``block`` length (at most
-    :data:`PACKED_BACKWARD_MAX_BLOCK`; the ``block_`` argument is ignored).
+    (b, d, nblocks, n)), compiled for blocks of at most ``capacity`` steps (the caller passes a
+    power of two from 64 to :data:`PACKED_BACKWARD_MAX_BLOCK`, so few widths are compiled).
 
     The block's states, decays and adjoints, the carry and the ``dA`` sums are stack buffers
-    (:func:`_stack_buffer`), hence the block length as a constant: with them in arrays from
+    (:func:`_stack_buffer`), hence their size as a constant: with them in arrays from
     ``np.zeros`` (as in :func:`backward_kernel`) LLVM left most of the packed update scalar and the
     kernel was no faster than the one-channel backward.
 
@@ -560,18 +560,18 @@ def packed_backward_kernel(n: int, lanes: int, block: int):
     ``dBt``, ``dCt`` (b, g, l, n) must be zero on entry.
     """
     width = n * lanes
-    hs_size = (block + 1) * width
-    blk_size = block * width
+    hs_size = (capacity + 1) * width
+    blk_size = capacity * width
 
     @_jit(fastmath=_FAST)
-    def scan_backward_packed(u, dt, AT, Bt, Ct, hd, block_, ckpt, dy, du, ddt, dA, dBt, dCt):
+    def scan_backward_packed(u, dt, AT, Bt, Ct, hd, block, ckpt, dy, du, ddt, dA, dBt, dCt):
         nb, nd, nl = u.shape
         ng = Bt.shape[1]
         nblocks = ckpt.shape[2]
         npacks = hd // lanes
-        hs = numba.carray(_stack_buffer(hs_size, u.dtype), (block + 1, width))   # h_{t0-1} .. h_{t1-1}
-        decays = numba.carray(_stack_buffer(blk_size, u.dtype), (block, width))  # a_t
-        gs = numba.carray(_stack_buffer(blk_size, u.dtype), (block, width))      # g_t
+        hs = numba.carray(_stack_buffer(hs_size, u.dtype), (capacity + 1, width))  # h_{t0-1} .. h_{t1-1}
+        decays = numba.carray(_stack_buffer(blk_size, u.dtype), (capacity, width))  # a_t
+        gs = numba.carray(_stack_buffer(blk_size, u.dtype), (capacity, width))   # g_t
         carry = numba.carray(_stack_buffer(width, u.dtype), width)
         acc_a = numba.carray(_stack_buffer(width, np.float64), width)
         carries = np.zeros((npacks, width), u.dtype)      # a_{t+1} g_{t+1}, per pack of the group

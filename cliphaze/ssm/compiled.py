@@ -100,7 +100,7 @@ def _pad_state(A: torch.Tensor, nn: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _packing_allowed() -> bool:
-    """Whether narrow states use the channel-packed forward kernel on this CPU: everywhere but
+    """Whether narrow states use the channel-packed kernels on this CPU: everywhere but
     AVX-512. There ``n = 8`` padded to 16 fills exactly one vector register, so padding wastes
     nothing, and a kernel that packed two channels into one vector measured 4x slower than the
     padded one on that machine (README, section "Performance")."""
@@ -110,8 +110,8 @@ def _packing_allowed() -> bool:
 
 
 def _packed_lanes(n: int, hd: int) -> int:
-    """Channels the forward kernel packs side by side for a state of ``n`` numbers and ``hd``
-    channels per B/C group, or 0 for the padded one-channel-at-a-time kernel.
+    """Channels the packed kernels run side by side for a state of ``n`` numbers and ``hd``
+    channels per B/C group, or 0 for the one-channel-at-a-time kernels.
 
     Packing applies when the padded kernel would compute zeros (``n`` not a multiple of
     ``LANES``) and this CPU is not AVX-512 (:func:`_packing_allowed`). The channel count is the
@@ -220,7 +220,8 @@ class _CompiledScanCore(torch.autograd.Function):
         # compiled for them, others the run-time-width one (faster there than a padded one)
         lanes = _packed_lanes(n, d // Bt.shape[1])
         if lanes and ctx.block <= kernels.PACKED_BACKWARD_MAX_BLOCK:
-            kernel, A_in = kernels.packed_backward_kernel(n, lanes, ctx.block), A.t().contiguous()
+            capacity = max(DEFAULT_BLOCK, 1 << (ctx.block - 1).bit_length())   # 64, 128 or 256
+            kernel, A_in = kernels.packed_backward_kernel(n, lanes, capacity), A.t().contiguous()
         else:
             kernel, A_in = kernels.backward_kernel(n if kernels.padded_state(n) == n else 0), A
         dy = dy.to(u.dtype).contiguous()
