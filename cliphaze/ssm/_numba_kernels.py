@@ -302,7 +302,7 @@ def forward_kernel(nn: int):
     return scan_forward
 
 
-# ----- forward with channels packed side by side, for narrow states  ------------------------------
+# ----- channels packed side by side, for narrow states (forward and backward) --------------------
 
 @njit(inline="always", error_model="numpy")
 def _spread_channels(dt, u, b, c0, t, lanes, n, dts, xs):
@@ -327,9 +327,8 @@ def _spread_state(row, lanes, n, out):
             out[j * lanes + w] = v
 
 
-
 PACKED_STATE_NUMBERS = 64
-"""Numbers of state the packed forward kernel keeps per pass: ``n`` state numbers times the
+"""Numbers of state the packed kernels keep per pass: ``n`` state numbers times the
 channels it packs (64 float32 fill eight 256-bit registers)."""
 
 

@@ -14,9 +14,10 @@ so each (d, n, l) element costs one exp, two fused multiply-adds and one load of
 LLVM vectorises the loop over n. A state narrower than a vector (the shipped model's n = 8,
 padded to 16 in that kernel) instead runs several channels of one B/C group side by side, their
 states in one vector, forward and backward (``_numba_kernels.packed_forward_kernel`` and
-``packed_backward_kernel``; off on AVX-512, where n = 8 padded to 16 fills one register exactly). The backward (notebook 03, section "A fast scan that is still
-exact") runs the adjoint scan ``g_t = a_{t+1} g_{t+1} + dy_t C_t`` backwards in time, block by
-block: the forward keeps the state entering every ``block`` steps (``l / block`` states per lane)
+``packed_backward_kernel``; off on AVX-512, where n = 8 padded to 16 fills one register
+exactly). The backward (notebook 03, section "A fast scan that is still exact") runs the
+adjoint scan ``g_t = a_{t+1} g_{t+1} + dy_t C_t`` backwards in time, block by block: the forward
+keeps the state entering every ``block`` steps (``l / block`` states per lane)
 and the backward recomputes one block's states from it. Memory is linear in ``l`` and never holds
 a (b, d, n, l) tensor.
 
